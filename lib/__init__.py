@@ -1,0 +1,47 @@
+"""``lib``: the library behind *Learning the Score*.
+
+One home for each idea the chapters use:
+
+* :mod:`lib.forward` — the OU forward process (``a_t``, ``s_t``, perturbation, time grids);
+* :mod:`lib.mixtures` — Gaussian mixtures with exact noised scores and posterior means;
+* :mod:`lib.networks` — time-conditioned ReLU score networks reporting ``P`` and ``D``;
+* :mod:`lib.dsm` — the denoising score-matching objective and trainer;
+* :mod:`lib.sampling` — reverse SDE and probability-flow ODE samplers;
+* :mod:`lib.metrics` — score errors (L2, quantile) and distribution distances;
+* :mod:`lib.plotting`, :mod:`lib.widgets`, :mod:`lib.book` — figures, widgets, chapter helpers.
+"""
+
+from .book import quick_mode, record, seed_everything
+from .dsm import TrainResult, dsm_loss, train_dsm
+from .forward import alpha, perturb, sigma, sigma2, time_for_sigma, time_grid
+from .metrics import (
+    Estimate,
+    QuantileEstimate,
+    dsm_minimum,
+    dsm_objective,
+    mmd,
+    quantile_error,
+    score_errors,
+    score_l2_error,
+    score_quantile_error,
+    sliced_wasserstein,
+    tv_1d,
+    w1_1d,
+    w1_to_mixture_1d,
+)
+from .mixtures import GaussianMixture, demo_1d, demo_2d, equal_weights, hardness_pair, symmetric_two
+from .networks import ScoreMLP
+from .plotting import PALETTE, plot_density_and_score_1d, plot_score_field_2d, use_style
+from .sampling import sample
+from .widgets import explore, widgets_enabled
+
+__all__ = [
+    "Estimate", "GaussianMixture", "PALETTE", "QuantileEstimate", "ScoreMLP", "TrainResult",
+    "alpha", "demo_1d", "demo_2d", "dsm_loss", "dsm_minimum", "dsm_objective", "equal_weights",
+    "explore", "hardness_pair", "mmd", "perturb", "plot_density_and_score_1d", "plot_score_field_2d",
+    "quantile_error", "quick_mode", "record", "sample", "score_errors", "score_l2_error",
+    "score_quantile_error", "seed_everything", "sigma", "sigma2", "sliced_wasserstein",
+    "symmetric_two", "time_for_sigma", "time_grid", "train_dsm", "tv_1d", "use_style", "w1_1d",
+    "w1_to_mixture_1d", "widgets_enabled",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,54 @@
+"""Helpers every chapter uses: the quick switch, seeding, and recording results.
+
+A chapter's ``parameters`` cell sets ``QUICK = quick_mode(False)``: papermill can pass
+``QUICK=True`` and the book build can set ``BOOK_QUICK=1``; either shrinks the work.
+Numbers the text states are recorded with :func:`record`, which glues them (myst-nb) so
+the page shows the computed value and the tests can read it from the executed notebook.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from numbers import Real
+
+import numpy as np
+import torch
+
+
+def quick_mode(default: bool = False) -> bool:
+    """``True`` if ``default`` is, or the environment sets ``BOOK_QUICK=1``."""
+    return bool(default) or os.environ.get("BOOK_QUICK", "0").strip().lower() in ("1", "true", "yes")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch generator seeded the same."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def record(name: str, value: object) -> float | int | str:
+    """Glue ``value`` under ``name`` for the text (``{glue:text}`name:.3f```) and tests.
+
+    Numbers are stored as plain Python floats or ints so the stored text parses back;
+    a NaN or inf raises, since the text must never quote one.
+    """
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"record({name!r}) needs a single number, got shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, Real) and not isinstance(value, (bool, int)):
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"record({name!r}) got {value}; results quoted in the text must be finite")
+    elif not isinstance(value, (int, str)):
+        raise TypeError(f"record({name!r}) takes a number or a string, got {type(value).__name__}")
+    from myst_nb import glue
+
+    glue(name, value, display=False)
+    return value

@@ -1,0 +1,90 @@
+"""The forward (Ornstein–Uhlenbeck) process used throughout the book.
+
+``x_t = a_t x_0 + s_t z`` with ``a_t = exp(-t)``, ``s_t^2 = 1 - exp(-2t)`` and
+``z ~ N(0, I_d)``: the diffusion ``dx = -x dt + sqrt(2) dW`` of Gupta et al. (2024) and
+Chen et al. (2023). As ``t`` grows ``q_t`` tends to ``N(0, I_d)``; samplers run the
+reverse process from a large ``T`` down to an early-stopping time ``gamma``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ._checks import as_points, as_times, check_choice, check_generator, check_int, check_real
+
+
+def alpha(t: Tensor | float) -> Tensor:
+    """Signal scale ``a_t = exp(-t)``."""
+    return torch.exp(-as_times(t, dtype=_dtype_of(t)))
+
+
+def sigma2(t: Tensor | float) -> Tensor:
+    """Noise variance ``s_t^2 = 1 - exp(-2t)``, computed as ``-expm1(-2t)`` so that it
+    keeps full relative precision for small ``t`` (where ``s_t^2 ~ 2t``)."""
+    return -torch.expm1(-2.0 * as_times(t, dtype=_dtype_of(t)))
+
+
+def sigma(t: Tensor | float) -> Tensor:
+    """Noise scale ``s_t = sqrt(1 - exp(-2t))``."""
+    return torch.sqrt(sigma2(t))
+
+
+def time_for_sigma(s: float) -> float:
+    """The time ``t`` at which ``s_t = s``: ``t = -log(1 - s^2) / 2``, for ``0 < s < 1``.
+
+    Early stopping is usually specified this way: stop where the noise scale is ``gamma``.
+    """
+    s = check_real(s, "s", low=0.0, high=1.0, low_open=True, high_open=True)
+    return -0.5 * math.log1p(-s * s)
+
+
+def perturb(
+    x0: Tensor,
+    t: Tensor | float,
+    *,
+    generator: torch.Generator | None = None,
+    z: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Run the forward process: return ``(x_t, z)`` with ``x_t = a_t x_0 + s_t z``.
+
+    ``t`` is one time or one time per row of ``x0`` (shape ``(n,)``). ``z`` is drawn from
+    ``N(0, I)`` unless given (the empirical objective of Gupta et al. fixes the draws).
+    """
+    x0 = as_points(x0, "x0", dtype=None)
+    t = as_times(t, n=x0.shape[0], dtype=x0.dtype, device=x0.device)
+    check_generator(generator)
+    if z is None:
+        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    else:
+        z = as_points(z, "z", x0.shape[1], dtype=x0.dtype, device=x0.device)
+        if z.shape != x0.shape:
+            raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
+    a, s = torch.exp(-t), torch.sqrt(-torch.expm1(-2.0 * t))
+    if t.ndim == 1:
+        a, s = a[:, None], s[:, None]
+    return a * x0 + s * z, z
+
+
+def time_grid(
+    T: float, gamma: float, n_steps: int, *, kind: str = "log", dtype: torch.dtype = torch.float64
+) -> Tensor:
+    """Decreasing sampler times ``T = t_0 > t_1 > ... > t_N = gamma``.
+
+    ``kind="log"`` spaces the times uniformly in ``log t`` (small steps near ``gamma``,
+    where the score changes fastest, as in the step schedules of Chen et al. 2023);
+    ``kind="uniform"`` spaces them uniformly in ``t``.
+    """
+    T = check_real(T, "T", low=0.0, low_open=True)
+    gamma = check_real(gamma, "gamma", low=0.0, high=T, low_open=True, high_open=True)
+    n_steps = check_int(n_steps, "n_steps")
+    check_choice(kind, "kind", ("log", "uniform"))
+    if kind == "log":
+        return torch.logspace(math.log10(T), math.log10(gamma), n_steps + 1, dtype=dtype)
+    return torch.linspace(T, gamma, n_steps + 1, dtype=dtype)
+
+
+def _dtype_of(t: object) -> torch.dtype:
+    return t.dtype if isinstance(t, Tensor) and t.is_floating_point() else torch.float64

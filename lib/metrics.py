@@ -1,0 +1,238 @@
+"""Score-error and distribution metrics.
+
+Score errors are Monte-Carlo averages under ``q_t`` and come with their standard error.
+Distribution distances are exact where that is cheap (1-D TV by quadrature, 1-D W1 from
+distribution functions) and the usual sample-based ones otherwise (sliced Wasserstein,
+MMD with a Gaussian kernel).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from scipy import stats
+from torch import Tensor
+
+from ._checks import (
+    as_points,
+    as_tensor,
+    check_callable,
+    check_generator,
+    check_int,
+    check_real,
+)
+from .mixtures import GaussianMixture
+
+ScoreFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte-Carlo estimate and its standard error."""
+
+    value: float
+    stderr: float
+
+    def interval(self, z: float = 1.96) -> tuple[float, float]:
+        """``value -/+ z * stderr`` (95% for the default ``z``)."""
+        return self.value - z * self.stderr, self.value + z * self.stderr
+
+
+def _mean_se(v: Tensor) -> Estimate:
+    v = v.detach().to(torch.float64)
+    se = v.std(unbiased=True).item() / math.sqrt(v.numel()) if v.numel() > 1 else float("inf")
+    return Estimate(v.mean().item(), se)
+
+
+def _draw(mixture: GaussianMixture, t: float, n: int, generator) -> Tensor:
+    if not isinstance(mixture, GaussianMixture):
+        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    check_generator(generator)
+    return mixture.sample(check_int(n, "n"), t=t, generator=generator)
+
+
+def _eval_score(score_fn: ScoreFn, x: Tensor, t: float) -> Tensor:
+    with torch.no_grad():
+        return score_fn(x, t).to(x.dtype)
+
+
+# ----------------------------------------------------------------------- score errors
+def score_errors(score_fn: ScoreFn, mixture: GaussianMixture, t: float, n: int = 20_000,
+                 *, generator: torch.Generator | None = None) -> Tensor:
+    """The pointwise errors ``||f(x) - grad log q_t(x)||`` at ``n`` draws ``x ~ q_t``."""
+    check_callable(score_fn, "score_fn")
+    t = check_real(t, "t", low=0.0)
+    x = _draw(mixture, t, n, generator)
+    return (_eval_score(score_fn, x, t) - mixture.score(x, t)).norm(dim=-1)
+
+
+def score_l2_error(score_fn: ScoreFn, mixture: GaussianMixture, t: float, n: int = 20_000,
+                   *, generator: torch.Generator | None = None) -> Estimate:
+    """``E_{x ~ q_t} ||f(x) - grad log q_t(x)||^2`` by Monte Carlo, with its standard error."""
+    return _mean_se(score_errors(score_fn, mixture, t, n, generator=generator) ** 2)
+
+
+def dsm_minimum(mixture: GaussianMixture, t: float, n: int = 20_000,
+                *, generator: torch.Generator | None = None) -> Estimate:
+    """The minimum of the DSM objective, ``d / s_t^2 - E_{q_t} ||grad log q_t||^2``.
+
+    Since ``E[z | x_t] = -s_t grad log q_t(x_t)``, expanding ``L_t`` at its minimiser gives
+    this value (Vincent 2011; Gupta et al. 2024); the expectation is estimated by Monte Carlo.
+    """
+    t = check_real(t, "t", low=0.0, low_open=True)
+    x = _draw(mixture, t, n, generator)
+    s2 = -math.expm1(-2 * t)
+    return _mean_se(mixture.d / s2 - (mixture.score(x, t) ** 2).sum(-1))
+
+
+def dsm_objective(score_fn: ScoreFn, mixture: GaussianMixture, t: float, n: int = 20_000,
+                  *, generator: torch.Generator | None = None) -> Estimate:
+    """The population DSM objective ``L_t(f) = E||f(a_t x_0 + s_t z) + z/s_t||^2`` under the
+    mixture, by Monte Carlo over fresh ``(x_0, z)``."""
+    check_callable(score_fn, "score_fn")
+    t = check_real(t, "t", low=0.0, low_open=True)
+    x0 = _draw(mixture, 0.0, n, generator)
+    z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    a, s = math.exp(-t), math.sqrt(-math.expm1(-2 * t))
+    res = _eval_score(score_fn, a * x0 + s * z, t) + z / s
+    return _mean_se((res**2).sum(-1))
+
+
+# ----------------------------------------------------------------------- quantile error
+@dataclass(frozen=True)
+class QuantileEstimate:
+    """An empirical ``(1 - delta)``-quantile with a distribution-free confidence interval."""
+
+    value: float
+    lower: float
+    upper: float
+    delta: float
+    confidence: float
+
+
+def quantile_error(errors: Tensor, delta: float, confidence: float = 0.95) -> QuantileEstimate:
+    """Estimate ``D^delta = inf{e : Pr[err > e] <= delta}`` from i.i.d. error samples.
+
+    The point estimate is the order statistic ``err_(ceil((1-delta) n))``; the interval
+    ``[err_(l), err_(u)]`` uses that the number of samples below the true quantile is
+    Binomial(n, 1-delta), so it covers with probability at least ``confidence`` for
+    continuous errors (Gupta et al. 2024 define the measure).
+    """
+    e = as_tensor(errors, "errors").reshape(-1)
+    if e.numel() < 2:
+        raise ValueError("errors must hold at least two samples")
+    delta = check_real(delta, "delta", low=0.0, high=1.0, low_open=True, high_open=True)
+    confidence = check_real(confidence, "confidence", low=0.0, high=1.0, low_open=True, high_open=True)
+    n = e.numel()
+    srt = torch.sort(e).values
+    k = min(n, max(1, math.ceil((1 - delta) * n)))
+    tail = (1 - confidence) / 2
+    lo = int(stats.binom.ppf(tail, n, 1 - delta))  # P(B <= lo - 1) < tail
+    hi = int(stats.binom.ppf(1 - tail, n, 1 - delta)) + 1
+    lower = srt[lo - 1].item() if lo >= 1 else 0.0
+    upper = srt[hi - 1].item() if hi <= n else float("inf")
+    return QuantileEstimate(srt[k - 1].item(), lower, upper, delta, confidence)
+
+
+def score_quantile_error(score_fn: ScoreFn, mixture: GaussianMixture, t: float, delta: float,
+                         n: int = 20_000, *, confidence: float = 0.95,
+                         generator: torch.Generator | None = None) -> QuantileEstimate:
+    """``D^delta_{q_t}(f, grad log q_t)`` estimated from ``n`` draws of ``q_t``."""
+    errs = score_errors(score_fn, mixture, t, n, generator=generator)
+    return quantile_error(errs, delta, confidence)
+
+
+# ----------------------------------------------------------------------- distances in 1-D
+def _density_grid(p: GaussianMixture, q: GaussianMixture, t: float, points: int) -> Tensor:
+    centers = torch.cat([p.noised(t).means[:, 0], q.noised(t).means[:, 0]])
+    spread = torch.cat([p.noised(t).covariances[:, 0, 0], q.noised(t).covariances[:, 0, 0]]).sqrt().max()
+    return torch.linspace((centers.min() - 12 * spread).item(), (centers.max() + 12 * spread).item(),
+                          points, dtype=torch.float64)
+
+
+def tv_1d(p: GaussianMixture, q: GaussianMixture, *, t: float = 0.0, points: int = 200_001) -> float:
+    """Total variation ``(1/2) int |p_t - q_t|`` of two 1-D mixtures, by the trapezoid rule
+    on a grid covering 12 standard deviations around every component."""
+    for name, g in (("p", p), ("q", q)):
+        if not isinstance(g, GaussianMixture) or g.d != 1:
+            raise ValueError(f"{name} must be a one-dimensional GaussianMixture")
+    t = check_real(t, "t", low=0.0)
+    x = _density_grid(p, q, t, check_int(points, "points", low=3))
+    diff = (p.log_prob(x[:, None], t).exp() - q.log_prob(x[:, None], t).exp()).abs()
+    return 0.5 * torch.trapezoid(diff, x).item()
+
+
+def w1_to_mixture_1d(samples: Tensor, mixture: GaussianMixture, *, t: float = 0.0,
+                     points: int = 200_001) -> float:
+    """``W1(empirical, q_t) = int |F_n(x) - F(x)| dx`` in 1-D, by the trapezoid rule."""
+    if not isinstance(mixture, GaussianMixture) or mixture.d != 1:
+        raise ValueError("mixture must be a one-dimensional GaussianMixture")
+    x = as_points(samples, "samples", 1).reshape(-1)
+    t = check_real(t, "t", low=0.0)
+    grid = _density_grid(mixture, mixture, t, check_int(points, "points", low=3))
+    grid = torch.linspace(min(grid[0].item(), x.min().item() - 1), max(grid[-1].item(), x.max().item() + 1),
+                          grid.numel(), dtype=torch.float64)
+    emp = torch.searchsorted(torch.sort(x).values, grid, right=True).to(torch.float64) / x.numel()
+    return torch.trapezoid((emp - mixture.cdf(grid, t)).abs(), grid).item()
+
+
+def w1_1d(x: Tensor, y: Tensor) -> float:
+    """Exact ``W1`` between two 1-D samples: ``int |F_x - F_y|``, both step functions."""
+    x = as_points(x, "x", 1).reshape(-1)
+    y = as_points(y, "y", 1).reshape(-1)
+    allp = torch.sort(torch.cat([x, y])).values
+    fx = torch.searchsorted(torch.sort(x).values, allp[:-1], right=True) / x.numel()
+    fy = torch.searchsorted(torch.sort(y).values, allp[:-1], right=True) / y.numel()
+    return ((fx - fy).abs() * allp.diff()).sum().item()
+
+
+# ----------------------------------------------------------------------- distances in R^d
+def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int = 256, *, p: int = 2,
+                       generator: torch.Generator | None = None) -> float:
+    """Sliced ``W_p``: ``(E_theta W_p^p(theta.x, theta.y))^{1/p}`` over uniform directions.
+
+    Exact 1-D ``W_p`` per direction from the empirical quantile functions on the union of
+    their breakpoints, so the two samples may differ in size.
+    """
+    x = as_points(x, "x")
+    y = as_points(y, "y", x.shape[1])
+    n_projections = check_int(n_projections, "n_projections")
+    if p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p}")
+    check_generator(generator)
+    theta = torch.randn(x.shape[1], n_projections, generator=generator, dtype=x.dtype)
+    theta = theta / theta.norm(dim=0, keepdim=True)
+    px, py = torch.sort(x @ theta, dim=0).values, torch.sort(y @ theta, dim=0).values
+    n, m = px.shape[0], py.shape[0]
+    levels = torch.unique(torch.cat([torch.arange(1, n + 1, dtype=x.dtype) / n,
+                                     torch.arange(1, m + 1, dtype=x.dtype) / m]))
+    widths = torch.diff(levels, prepend=levels.new_zeros(1))
+    mid = levels - widths / 2
+    qx = px[(mid * n).long().clamp_max(n - 1)]
+    qy = py[(mid * m).long().clamp_max(m - 1)]
+    per_dir = (widths[:, None] * (qx - qy).abs() ** p).sum(0)
+    return per_dir.mean().pow(1.0 / p).item()
+
+
+def mmd(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
+    """Unbiased squared MMD with the Gaussian kernel ``exp(-|u - v|^2 / (2 h^2))``.
+
+    ``h`` defaults to the median pairwise distance of the pooled sample.
+    """
+    x = as_points(x, "x")
+    y = as_points(y, "y", x.shape[1])
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        raise ValueError("x and y must each hold at least two points")
+    if bandwidth is None:
+        pooled = torch.cat([x, y])[:2000]
+        h = torch.cdist(pooled, pooled).median().item()
+    else:
+        h = check_real(bandwidth, "bandwidth", low=0.0, low_open=True)
+    k = lambda a, b: torch.exp(-torch.cdist(a, b) ** 2 / (2 * h * h))  # noqa: E731
+    n, m = x.shape[0], y.shape[0]
+    kxx = (k(x, x).sum() - n) / (n * (n - 1))
+    kyy = (k(y, y).sum() - m) / (m * (m - 1))
+    return (kxx + kyy - 2 * k(x, y).mean()).item()

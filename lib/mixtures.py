@@ -1,0 +1,310 @@
+"""Gaussian mixtures whose noised scores are known in closed form.
+
+If ``q_0 = sum_k w_k N(m_k, S_k)``, the forward process gives
+``q_t = sum_k w_k N(a_t m_k, C_k)`` with ``C_k = a_t^2 S_k + s_t^2 I``, and
+
+    grad log q_t(x) = sum_k r_k(x) C_k^{-1} (a_t m_k - x),
+
+where ``r_k(x) = softmax_k(log w_k + log N(x; a_t m_k, C_k))`` are the posterior weights
+of the components (Gupta et al. 2024; Shah et al. 2023). Writing ``S_k = U_k diag(l_k) U_k^T``
+makes ``C_k = U_k diag(a_t^2 l_k + s_t^2) U_k^T``, so one eigendecomposition per component
+serves every ``t``, one ``t`` for all points or one per point. Everything is float64 by
+default and uses log-sum-exp, so scores stay accurate far into the tails.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ._checks import (
+    DEFAULT_DTYPE,
+    as_points,
+    as_tensor,
+    as_times,
+    check_generator,
+    check_int,
+    check_real,
+)
+
+# Rows per chunk are chosen so that the (rows, K, d) work arrays stay near this size.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+@dataclass(frozen=True)
+class _Noised:
+    """Per-point quantities of ``q_t`` in each component's eigenbasis."""
+
+    log_resp: Tensor  # (n, K) log r_k(x)
+    log_prob: Tensor  # (n,)   log q_t(x)
+    scaled_diff: Tensor  # (n, K, d) C_k^{-1}(x - a_t m_k), in the eigenbasis of S_k
+    diff: Tensor  # (n, K, d) x - a_t m_k, in the eigenbasis
+    var: Tensor  # (K, d) or (n, K, d) eigenvalues of C_k
+    a: Tensor  # scalar or (n, 1, 1)
+
+
+class GaussianMixture:
+    """``sum_k w_k N(m_k, S_k)`` in ``R^d`` with the exact score of every ``q_t``.
+
+    Parameters
+    ----------
+    weights : (K,) positive, summing to 1.
+    means : (K, d); a 1-D tensor of length K is read as K means in one dimension.
+    covariances : a number ``v`` (every ``S_k = v I``), shape ``(K,)`` (``S_k = v_k I``),
+        ``(K, d)`` (diagonal ``S_k``) or ``(K, d, d)`` (full, symmetric positive definite).
+    dtype, device : where the parameters live; float64 on the CPU by default.
+    """
+
+    def __init__(
+        self,
+        weights: object,
+        means: object,
+        covariances: object = 1.0,
+        *,
+        dtype: torch.dtype = DEFAULT_DTYPE,
+        device: torch.device | str | None = None,
+    ) -> None:
+        w = as_tensor(weights, "weights", dtype=dtype, device=device)
+        if w.ndim != 1 or w.numel() == 0:
+            raise ValueError(f"weights must have shape (K,), got {tuple(w.shape)}")
+        if (w <= 0).any():
+            raise ValueError("weights must all be > 0")
+        if abs(w.sum().item() - 1.0) > 1e-8:
+            raise ValueError(f"weights must sum to 1, got sum {w.sum().item():.10g}")
+        m = as_tensor(means, "means", dtype=dtype, device=device)
+        if m.ndim == 1:
+            m = m[:, None]
+        if m.ndim != 2 or m.shape[0] != w.shape[0]:
+            raise ValueError(
+                f"means must have shape (K, d) with K = {w.shape[0]} (the number of weights), "
+                f"got {tuple(m.shape)}"
+            )
+        self.weights, self.means = w, m
+        self.K, self.d = m.shape
+        self._set_covariances(as_tensor(covariances, "covariances", dtype=dtype, device=device))
+        self._rotated_means = self._rotate(m[None])[0] if self._evecs is not None else m
+
+    # ----------------------------------------------------------------- construction
+    def _set_covariances(self, cov: Tensor) -> None:
+        K, d = self.K, self.d
+        if cov.ndim == 0 or cov.ndim == 1:
+            lam = cov.expand(K) if cov.ndim == 0 else cov
+            if lam.shape != (K,):
+                raise ValueError(f"covariances of shape (K,) need K = {K}, got {tuple(cov.shape)}")
+            self._evals, self._evecs = lam[:, None].expand(K, d).clone(), None
+        elif cov.ndim == 2:
+            if cov.shape != (K, d):
+                raise ValueError(f"diagonal covariances must have shape ({K}, {d}), got {tuple(cov.shape)}")
+            self._evals, self._evecs = cov.clone(), None
+        elif cov.ndim == 3:
+            if cov.shape != (K, d, d):
+                raise ValueError(f"covariances must have shape ({K}, {d}, {d}), got {tuple(cov.shape)}")
+            scale = cov.abs().amax(dim=(-2, -1), keepdim=True)
+            if ((cov - cov.transpose(-2, -1)).abs() > 1e-10 * scale).any():
+                raise ValueError("covariances must be symmetric")
+            self._evals, self._evecs = torch.linalg.eigh(0.5 * (cov + cov.transpose(-2, -1)))
+        else:
+            raise ValueError(f"covariances must be a number or have 1 to 3 dimensions, got {cov.ndim}")
+        if (self._evals <= 0).any():
+            raise ValueError("covariances must be positive definite (all eigenvalues > 0)")
+
+    @property
+    def covariances(self) -> Tensor:
+        """The ``(K, d, d)`` covariance matrices ``S_k``."""
+        if self._evecs is None:
+            return torch.diag_embed(self._evals)
+        return self._evecs @ torch.diag_embed(self._evals) @ self._evecs.transpose(-2, -1)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.means.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> GaussianMixture:
+        """A copy with parameters on ``device`` in ``dtype``."""
+        dtype = dtype or self.dtype
+        return GaussianMixture(
+            self.weights.to(device=device, dtype=dtype),
+            self.means.to(device=device, dtype=dtype),
+            self.covariances.to(device=device, dtype=dtype),
+            dtype=dtype,
+        )
+
+    def noised(self, t: float) -> GaussianMixture:
+        """The mixture ``q_t``: means ``a_t m_k``, covariances ``a_t^2 S_k + s_t^2 I``."""
+        t = check_real(t, "t", low=0.0)
+        a2, s2 = math.exp(-2 * t), -math.expm1(-2 * t)
+        eye = torch.eye(self.d, dtype=self.dtype, device=self.device)
+        return GaussianMixture(
+            self.weights, math.exp(-t) * self.means, a2 * self.covariances + s2 * eye, dtype=self.dtype
+        )
+
+    def __repr__(self) -> str:
+        return f"GaussianMixture(K={self.K}, d={self.d}, dtype={self.dtype})"
+
+    # ----------------------------------------------------------------- moments
+    def mean(self) -> Tensor:
+        """``E[x_0] = sum_k w_k m_k``."""
+        return self.weights @ self.means
+
+    def second_moment(self) -> Tensor:
+        """``m_2 = E||x_0||^2 = sum_k w_k (||m_k||^2 + tr S_k)``."""
+        return self.weights @ ((self.means**2).sum(-1) + self._evals.sum(-1))
+
+    # ----------------------------------------------------------------- sampling
+    def sample(
+        self,
+        n: int,
+        *,
+        t: float = 0.0,
+        generator: torch.Generator | None = None,
+        return_labels: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """``n`` draws from ``q_t`` (``q_0`` by default), optionally with component labels."""
+        n = check_int(n, "n")
+        t = check_real(t, "t", low=0.0)
+        check_generator(generator)
+        kw = dict(generator=generator, dtype=self.dtype, device=self.device)
+        labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        a, s2 = math.exp(-t), -math.expm1(-2 * t)
+        # In the eigenbasis, the component's noised law has independent coordinates.
+        z = torch.randn(n, self.d, **kw) * torch.sqrt(a * a * self._evals[labels] + s2)
+        if self._evecs is not None:
+            z = torch.einsum("nde,ne->nd", self._evecs[labels], z)
+        x = a * self.means[labels] + z
+        return (x, labels) if return_labels else x
+
+    # ----------------------------------------------------------------- exact quantities
+    def log_prob(self, x: Tensor, t: Tensor | float = 0.0) -> Tensor:
+        """``log q_t(x)`` for points ``x`` of shape ``(n, d)``; shape ``(n,)``."""
+        return self._map(x, t, lambda nz: nz.log_prob)
+
+    def score(self, x: Tensor, t: Tensor | float = 0.0) -> Tensor:
+        """The exact score ``grad log q_t(x) = sum_k r_k(x) C_k^{-1}(a_t m_k - x)``.
+
+        ``t`` is one time or one per row of ``x``; the result has the shape of ``x``.
+        """
+        return self._map(x, t, lambda nz: -self._unrotate(nz.log_resp.exp()[..., None] * nz.scaled_diff))
+
+    def posterior_mean(self, x: Tensor, t: Tensor | float) -> Tensor:
+        """Tweedie's denoiser ``E[x_0 | x_t = x] = (x + s_t^2 grad log q_t(x)) / a_t``.
+
+        Computed per component as ``m_k + a_t S_k C_k^{-1}(x - a_t m_k)``, which stays
+        accurate for large ``t`` where dividing by ``a_t`` would not.
+        """
+
+        def fn(nz: _Noised) -> Tensor:
+            evals = self._evals if nz.var.ndim == 2 else self._evals[None]
+            cond = self._rotated_means + nz.a * evals * nz.scaled_diff
+            return self._unrotate(nz.log_resp.exp()[..., None] * cond)
+
+        return self._map(x, t, fn)
+
+    def responsibilities(self, x: Tensor, t: Tensor | float = 0.0) -> Tensor:
+        """Posterior component weights ``r_k(x)`` under ``q_t``; shape ``(n, K)``."""
+        return self._map(x, t, lambda nz: nz.log_resp.exp())
+
+    def cdf(self, x: Tensor, t: float = 0.0) -> Tensor:
+        """The distribution function of ``q_t`` in one dimension (``d = 1``)."""
+        if self.d != 1:
+            raise ValueError(f"cdf needs a one-dimensional mixture, this one has d = {self.d}")
+        x = as_tensor(x, "x", dtype=self.dtype, device=self.device)
+        t = check_real(t, "t", low=0.0)
+        a, s2 = math.exp(-t), -math.expm1(-2 * t)
+        sd = torch.sqrt(a * a * self._evals[:, 0] + s2)
+        z = (x[..., None] - a * self.means[:, 0]) / sd
+        return (torch.special.ndtr(z) * self.weights).sum(-1)
+
+    # ----------------------------------------------------------------- internals
+    def _map(self, x: Tensor, t: Tensor | float, fn) -> Tensor:
+        x = as_points(x, "x", self.d, dtype=self.dtype, device=self.device)
+        t = as_times(t, n=x.shape[0], dtype=self.dtype, device=self.device)
+        rows = max(1, _CHUNK_ELEMENTS // (self.K * self.d))
+        if x.shape[0] <= rows:
+            return fn(self._noised_terms(x, t))
+        parts = [
+            fn(self._noised_terms(x[i : i + rows], t if t.ndim == 0 else t[i : i + rows]))
+            for i in range(0, x.shape[0], rows)
+        ]
+        return torch.cat(parts)
+
+    def _noised_terms(self, x: Tensor, t: Tensor) -> _Noised:
+        a = torch.exp(-t)
+        s2 = -torch.expm1(-2.0 * t)
+        if t.ndim == 1:
+            a, s2 = a[:, None, None], s2[:, None, None]
+        var = a * a * self._evals + s2  # eigenvalues of C_k
+        xr = self._rotate(x) if self._evecs is not None else x[:, None, :]
+        diff = xr - a * self._rotated_means
+        scaled = diff / var
+        log_det = torch.log(var).sum(-1)
+        log_n = -0.5 * ((diff * scaled).sum(-1) + log_det + self.d * math.log(2 * math.pi))
+        joint = torch.log(self.weights) + log_n
+        lse = torch.logsumexp(joint, dim=-1)
+        return _Noised(joint - lse[:, None], lse, scaled, diff, var, a)
+
+    def _rotate(self, x: Tensor) -> Tensor:
+        """Coordinates of each row of ``x`` (shape ``(n, d)``) in every eigenbasis: ``(n, K, d)``."""
+        if x.ndim == 3:  # (1, K, d): per-component vectors
+            return torch.einsum("kde,nkd->nke", self._evecs, x)
+        return torch.einsum("kde,nd->nke", self._evecs, x)
+
+    def _unrotate(self, v: Tensor) -> Tensor:
+        """``sum_k U_k v_k`` for per-component vectors ``v`` of shape ``(n, K, d)``."""
+        if self._evecs is None:
+            return v.sum(1)
+        return torch.einsum("kde,nke->nd", self._evecs, v)
+
+
+# --------------------------------------------------------------------- named mixtures
+def symmetric_two(mu: object, *, dtype: torch.dtype = DEFAULT_DTYPE) -> GaussianMixture:
+    """``0.5 N(mu, I) + 0.5 N(-mu, I)``, the mixture of Shah et al. (2023); its score is
+    ``tanh(mu_t . x) mu_t - x`` with ``mu_t = exp(-t) mu``."""
+    mu = as_tensor(mu, "mu", dtype=dtype)
+    if mu.ndim != 1:
+        raise ValueError(f"mu must be a vector of shape (d,), got {tuple(mu.shape)}")
+    return GaussianMixture(torch.tensor([0.5, 0.5], dtype=dtype), torch.stack([mu, -mu]), 1.0, dtype=dtype)
+
+
+def hardness_pair(eta: float, R: float) -> tuple[GaussianMixture, GaussianMixture]:
+    """The pair of Gupta et al. (2024): ``p1 = (1-eta) N(0,1) + eta N(-R,1)`` and
+    ``p2 = (1-eta) N(0,1) + eta N(R,1)``; hard to tell apart from ``o(1/eta)`` samples,
+    yet their scores differ by about ``eta R^2`` in squared L2."""
+    eta = check_real(eta, "eta", low=0.0, high=1.0, low_open=True, high_open=True)
+    R = check_real(R, "R", low=0.0, low_open=True)
+    w = [1.0 - eta, eta]
+    return GaussianMixture(w, [0.0, -R]), GaussianMixture(w, [0.0, R])
+
+
+def equal_weights(means: object, variance: float = 1.0) -> GaussianMixture:
+    """``(1/K) sum_k N(m_k, variance I)``: the K-component model of Shah et al. (2023)."""
+    m = as_tensor(means, "means")
+    if m.ndim == 1:
+        m = m[:, None]
+    variance = check_real(variance, "variance", low=0.0, low_open=True)
+    K = m.shape[0]
+    return GaussianMixture(torch.full((K,), 1.0 / K, dtype=m.dtype), m, variance)
+
+
+def demo_1d() -> GaussianMixture:
+    """A lopsided three-component mixture on the line, used for pictures and tests."""
+    return GaussianMixture([0.25, 0.5, 0.25], [-2.5, 0.5, 3.0], [0.3, 0.5, 0.2])
+
+
+def demo_2d() -> GaussianMixture:
+    """Four components in the plane with full, differently shaped covariances."""
+
+    def cov(sx: float, sy: float, rho: float) -> list[list[float]]:
+        return [[sx * sx, rho * sx * sy], [rho * sx * sy, sy * sy]]
+
+    return GaussianMixture(
+        [0.3, 0.3, 0.25, 0.15],
+        [[-2.0, -1.0], [2.0, -1.5], [0.5, 2.0], [-2.5, 2.5]],
+        [cov(0.5, 0.9, 0.6), cov(0.8, 0.4, -0.5), cov(0.9, 0.5, 0.3), cov(0.35, 0.35, 0.0)],
+    )
