@@ -1,0 +1,31 @@
+# `make book` and `make test` each set up .venv on first use (requirements + lib, editable).
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup book test lint clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Every chapter is executed; any warning or cell error fails the build.
+book: $(STAMP)
+	BOOK_WIDGETS=0 MPLBACKEND=Agg $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "Open _build/html/index.html in a browser."
+
+test: $(STAMP) lint
+	BOOK_WIDGETS=0 MPLBACKEND=Agg $(VENV)/bin/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lib tests benchmarks
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache .sweep_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+import lib
+
+
+def test_quick_mode_reads_environment(monkeypatch):
+    monkeypatch.delenv("BOOK_QUICK", raising=False)
+    assert lib.quick_mode(False) is False and lib.quick_mode(True) is True
+    monkeypatch.setenv("BOOK_QUICK", "1")
+    assert lib.quick_mode(False) is True
+
+
+def test_seed_everything_is_reproducible():
+    g1 = lib.seed_everything(5)
+    a = torch.randn(3), torch.randn(3, generator=g1)
+    g2 = lib.seed_everything(5)
+    b = torch.randn(3), torch.randn(3, generator=g2)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_record_rejects_what_the_text_must_not_quote():
+    with pytest.raises(ValueError, match="must be finite"):
+        lib.record("x", float("nan"))
+    with pytest.raises(ValueError, match="single number"):
+        lib.record("x", torch.ones(2))
+    with pytest.raises(TypeError, match="takes a number or a string"):
+        lib.record("x", [1, 2])
+
+
+def test_explore_draws_static_figure_when_widgets_are_off(monkeypatch):
+    monkeypatch.setenv("BOOK_WIDGETS", "0")
+    seen = []
+    lib.explore(lambda a, b: seen.append((a, b)), {"a": (0, 10, 1, 3), "b": (0.0, 1.0, 0.1, 0.5)})
+    assert seen == [(3, 0.5)] and not lib.widgets_enabled()
+
+
+def test_explore_bad_controls():
+    with pytest.raises(ValueError, match="controls must be a non-empty dict"):
+        lib.explore(print, {})
+    with pytest.raises(ValueError, match="default 5 outside"):
+        lib.explore(print, {"a": (0, 1, 1, 5)})
+    with pytest.raises(TypeError, match="draw must be callable"):
+        lib.explore(3, {"a": (0, 1, 1, 0)})

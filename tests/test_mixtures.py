@@ -1,0 +1,179 @@
+"""The mixture's exact scores against independent references."""
+
+import math
+
+import pytest
+import torch
+
+import lib
+from lib.mixtures import GaussianMixture
+
+
+def random_mixture(seed: int, K: int, d: int) -> GaussianMixture:
+    g = torch.Generator().manual_seed(seed)
+    w = torch.rand(K, generator=g, dtype=torch.float64) + 0.2
+    A = torch.randn(K, d, d, generator=g, dtype=torch.float64)
+    cov = A @ A.transpose(-1, -2) / d + 0.2 * torch.eye(d, dtype=torch.float64)
+    return GaussianMixture(w / w.sum(), 2 * torch.randn(K, d, generator=g, dtype=torch.float64), cov)
+
+
+def reference_log_prob(mix: GaussianMixture, x: torch.Tensor, t: float) -> torch.Tensor:
+    """log q_t straight from the definition, with torch.distributions."""
+    a, s2 = math.exp(-t), -math.expm1(-2 * t)
+    cov = a * a * mix.covariances + s2 * torch.eye(mix.d, dtype=torch.float64)
+    comp = torch.distributions.MultivariateNormal(a * mix.means, covariance_matrix=cov)
+    return torch.logsumexp(comp.log_prob(x[:, None, :]) + mix.weights.log(), dim=-1)
+
+
+@pytest.mark.parametrize("seed,K,d", [(0, 3, 2), (1, 5, 4), (2, 2, 7)])
+@pytest.mark.parametrize("t", [1e-4, 1e-2, 0.3, 1.0, 10.0])
+def test_score_matches_autograd_of_log_prob(seed, K, d, t):
+    mix = random_mixture(seed, K, d)
+    x = mix.sample(64, t=t, generator=torch.Generator().manual_seed(seed + 10))
+    x = torch.cat([x, 4 * torch.randn(16, d, dtype=torch.float64)])  # tails too
+    xr = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(reference_log_prob(mix, xr, t).sum(), xr)
+    score = mix.score(x, t)
+    rel = (score - grad).norm(dim=1) / grad.norm(dim=1).clamp_min(1e-300)
+    assert rel.max().item() <= 1e-10
+    assert torch.allclose(mix.log_prob(x, t), reference_log_prob(mix, x, t), rtol=0, atol=1e-10)
+
+
+def test_per_row_times_equal_scalar_calls():
+    mix = random_mixture(3, 4, 3)
+    x = mix.sample(6, generator=torch.Generator().manual_seed(0))
+    ts = torch.tensor([0.0, 1e-3, 0.1, 0.5, 2.0, 8.0], dtype=torch.float64)
+    per_row = mix.score(x, ts)
+    one_by_one = torch.cat([mix.score(x[i : i + 1], ts[i].item()) for i in range(6)])
+    assert torch.allclose(per_row, one_by_one, rtol=1e-13, atol=1e-13)
+
+
+def test_noised_mixture_has_the_time_t_score():
+    mix = random_mixture(4, 3, 2)
+    x = torch.randn(20, 2, dtype=torch.float64)
+    assert torch.allclose(mix.noised(0.7).score(x, 0.0), mix.score(x, 0.7), atol=1e-12)
+
+
+def test_symmetric_two_score_is_tanh_form():
+    mu = torch.tensor([1.5, -0.5, 2.0], dtype=torch.float64)
+    x = torch.randn(50, 3, dtype=torch.float64)
+    for t in (0.0, 0.2, 3.0):
+        mu_t = math.exp(-t) * mu
+        expected = torch.tanh(x @ mu_t)[:, None] * mu_t - x
+        assert torch.allclose(lib.symmetric_two(mu).score(x, t), expected, atol=1e-12)
+
+
+def test_posterior_mean_is_tweedie():
+    mix = random_mixture(5, 3, 3)
+    x = torch.randn(30, 3, dtype=torch.float64)
+    for t in (0.05, 0.5, 3.0):
+        a, s2 = math.exp(-t), -math.expm1(-2 * t)
+        tweedie = (x + s2 * mix.score(x, t)) / a
+        assert torch.allclose(mix.posterior_mean(x, t), tweedie, atol=1e-9)
+
+
+def test_posterior_mean_matches_monte_carlo_regression():
+    """E[x0 | x_t] is the regression target: residuals x0 - E[x0|x_t] average to zero
+    against any function of x_t (here the coordinates of x_t)."""
+    mix = lib.demo_2d()
+    gen = torch.Generator().manual_seed(1)
+    x0 = mix.sample(200_000, generator=gen)
+    xt, _ = lib.perturb(x0, 0.4, generator=gen)
+    resid = x0 - mix.posterior_mean(xt, 0.4)
+    prod = resid[:, :, None] * xt[:, None, :]
+    mean, se = prod.mean(0), prod.std(0) / math.sqrt(x0.shape[0])
+    assert (mean.abs() < 4 * se).all()
+
+
+def test_sample_moments():
+    mix = lib.demo_2d()
+    x = mix.sample(400_000, generator=torch.Generator().manual_seed(2))
+    se = x.std(0) / math.sqrt(x.shape[0])
+    assert ((x.mean(0) - mix.mean()).abs() < 4 * se).all()
+    sq = (x**2).sum(1)
+    assert abs(sq.mean() - mix.second_moment()) < 4 * sq.std() / math.sqrt(x.shape[0])
+    emp_cov = torch.cov(x.T)
+    true_cov = (mix.weights[:, None, None] * (mix.covariances + mix.means[:, :, None] * mix.means[:, None, :])).sum(0)
+    true_cov = true_cov - mix.mean()[:, None] * mix.mean()[None, :]
+    assert torch.allclose(emp_cov, true_cov, atol=0.03)
+
+
+def test_noised_samples_follow_q_t():
+    mix = lib.demo_1d()
+    t = 0.3
+    x = mix.sample(100_000, t=t, generator=torch.Generator().manual_seed(3))
+    grid = torch.linspace(-4, 4, 9, dtype=torch.float64)
+    emp = (x[:, 0][None, :] <= grid[:, None]).double().mean(1)
+    # Kolmogorov–Smirnov-sized tolerance at n = 1e5: sqrt(log(2/0.001)/(2n)) ~ 0.006
+    assert (emp - mix.cdf(grid, t)).abs().max() < 0.006
+
+
+def test_responsibilities_sum_to_one_and_cdf_limits():
+    mix = lib.demo_1d()
+    x = torch.linspace(-10, 10, 101, dtype=torch.float64)[:, None]
+    r = mix.responsibilities(x, 0.2)
+    assert torch.allclose(r.sum(1), torch.ones(101, dtype=torch.float64))
+    c = mix.cdf(torch.tensor([-50.0, 50.0], dtype=torch.float64))
+    assert c[0] < 1e-12 and abs(c[1] - 1) < 1e-12
+
+
+def test_large_batch_is_chunked_consistently():
+    mix = random_mixture(6, 8, 16)
+    x = torch.randn(50_000, 16, dtype=torch.float64)
+    full = mix.score(x, 0.2)
+    assert torch.allclose(full[-10:], mix.score(x[-10:], 0.2), atol=1e-12)
+
+
+def test_hardness_pair_and_constructors():
+    p1, p2 = lib.hardness_pair(0.01, 10.0)
+    assert p1.means[1, 0] == -10.0 and p2.means[1, 0] == 10.0
+    assert lib.equal_weights([[0.0, 1.0], [2.0, 3.0]]).K == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(weights=[0.5, 0.6], means=[0.0, 1.0]), "weights must sum to 1"),
+        (dict(weights=[1.2, -0.2], means=[0.0, 1.0]), "weights must all be > 0"),
+        (dict(weights=[0.5, 0.5], means=[[0.0], [1.0], [2.0]]), "means must have shape"),
+        (dict(weights=[0.5, 0.5], means=[0.0, 1.0], covariances=[1.0, -1.0]), "positive definite"),
+        (dict(weights=[0.5, 0.5], means=[[0.0, 0.0], [1.0, 1.0]],
+              covariances=[[[1.0, 0.5], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]]), "symmetric"),
+        (dict(weights=[0.5, 0.5], means=[[0.0, 0.0], [1.0, 1.0]], covariances=torch.ones(3, 2, 2)),
+         "covariances must have shape"),
+        (dict(weights=[0.5, 0.5], means=[float("nan"), 1.0]), "means must be finite"),
+        (dict(weights="abc", means=[0.0, 1.0]), "weights must be"),
+    ],
+)
+def test_bad_construction(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        GaussianMixture(**kwargs)
+
+
+def test_bad_calls():
+    mix = lib.demo_2d()
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="t must be >= 0"):
+        mix.score(x, -0.1)
+    with pytest.raises(ValueError, match="x must have d = 2"):
+        mix.score(torch.zeros(3, 3), 0.1)
+    with pytest.raises(ValueError, match="x must be finite"):
+        mix.score(torch.full((2, 2), float("inf")), 0.1)
+    with pytest.raises(ValueError, match="t must be a scalar or shape"):
+        mix.score(x, torch.zeros(4))
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        mix.sample(0)
+    with pytest.raises(TypeError, match="generator"):
+        mix.sample(3, generator=1)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        mix.cdf(x)
+    with pytest.raises(ValueError, match="t must lie in"):
+        mix.noised(-1.0)
+    with pytest.raises(ValueError, match="mu must be a vector"):
+        lib.symmetric_two(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="eta must lie in"):
+        lib.hardness_pair(1.5, 10)
+    with pytest.raises(ValueError, match="R must lie in"):
+        lib.hardness_pair(0.1, -1)
+    with pytest.raises(ValueError, match="variance must lie in"):
+        lib.equal_weights([0.0, 1.0], variance=0.0)
