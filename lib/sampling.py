@@ -27,6 +27,7 @@ from .forward import time_grid
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 
+@torch.no_grad()
 def sample(
     score_fn: ScoreFn,
     n: int,
@@ -48,6 +49,7 @@ def sample(
 
     ``score_fn(x, t)`` is any score: a mixture's exact ``score`` or a trained network.
     ``x_T`` replaces the ``N(0, I)`` start (for paired comparisons of two scores).
+    Runs without autograd: a network's parameters get no graph and no gradients.
     """
     check_callable(score_fn, "score_fn")
     n, d = check_int(n, "n"), check_int(d, "d")

@@ -34,7 +34,7 @@ def test_parameterizations_read_the_raw_output_correctly():
     mix = lib.demo_1d()
     x = torch.randn(7, 1, dtype=torch.float64)
     t = 0.3
-    a, s = math.exp(-t), math.sqrt(1 - math.exp(-2 * t))
+    s = math.sqrt(1 - math.exp(-2 * t))
     score = mix.score(x, t)
     targets = {"score": score, "noise": -s * score, "mean": mix.posterior_mean(x, t)}
     for name, target in targets.items():

@@ -46,6 +46,13 @@ def test_both_integrators_reproduce_a_2d_mixture():
         assert lib.sliced_wasserstein(x, truth, generator=gen) < null.mean() + 4 * null.std(), method
 
 
+def test_sampler_with_a_network_builds_no_graph():
+    net = lib.ScoreMLP(1, 8, seed=0)
+    x = lib.sample(net, 50, 1, n_steps=5)
+    assert not x.requires_grad and x.dtype == torch.float64
+    assert all(p.grad is None for p in net.parameters())
+
+
 def test_sampler_bad_inputs():
     mix = lib.demo_1d()
     with pytest.raises(TypeError, match="score_fn must be callable"):
