@@ -183,14 +183,15 @@ class GaussianMixture:
     # ----------------------------------------------------------------- exact quantities
     def log_prob(self, x: Tensor, t: Tensor | float = 0.0) -> Tensor:
         """``log q_t(x)`` for points ``x`` of shape ``(n, d)``; shape ``(n,)``."""
-        return self._map(x, t, lambda nz: nz.log_prob)
+        return self._map(x, t, lambda nz: nz.log_prob, lambda pt: pt[1])
 
     def score(self, x: Tensor, t: Tensor | float = 0.0) -> Tensor:
         """The exact score ``grad log q_t(x) = sum_k r_k(x) C_k^{-1}(a_t m_k - x)``.
 
         ``t`` is one time or one per row of ``x``; the result has the shape of ``x``.
         """
-        return self._map(x, t, lambda nz: -self._unrotate(nz.log_resp.exp()[..., None] * nz.scaled_diff))
+        return self._map(x, t, lambda nz: -self._unrotate(nz.log_resp.exp()[..., None] * nz.scaled_diff),
+                         lambda pt: pt[2])
 
     def posterior_mean(self, x: Tensor, t: Tensor | float) -> Tensor:
         """Tweedie's denoiser ``E[x_0 | x_t = x] = (x + s_t^2 grad log q_t(x)) / a_t``.
@@ -208,7 +209,7 @@ class GaussianMixture:
 
     def responsibilities(self, x: Tensor, t: Tensor | float = 0.0) -> Tensor:
         """Posterior component weights ``r_k(x)`` under ``q_t``; shape ``(n, K)``."""
-        return self._map(x, t, lambda nz: nz.log_resp.exp())
+        return self._map(x, t, lambda nz: nz.log_resp.exp(), lambda pt: pt[0].exp())
 
     def cdf(self, x: Tensor, t: float = 0.0) -> Tensor:
         """The distribution function of ``q_t`` in one dimension (``d = 1``)."""
@@ -222,17 +223,57 @@ class GaussianMixture:
         return (torch.special.ndtr(z) * self.weights).sum(-1)
 
     # ----------------------------------------------------------------- internals
-    def _map(self, x: Tensor, t: Tensor | float, fn) -> Tensor:
+    def _map(self, x: Tensor, t: Tensor | float, fn, fast=None) -> Tensor:
+        """Apply ``fn`` to the per-point terms, in row chunks that bound memory.
+
+        With one scalar ``t`` and a ``fast`` reader, the precision form is used instead.
+        """
         x = as_points(x, "x", self.d, dtype=self.dtype, device=self.device)
         t = as_times(t, n=x.shape[0], dtype=self.dtype, device=self.device)
+        if fast is not None and t.ndim == 0:
+            prec = self._precision(float(t))
+            work = lambda xs: fast(self._precision_terms(xs, *prec))  # noqa: E731
+        else:
+            work = lambda xs, ts=t: fn(self._noised_terms(xs, ts))  # noqa: E731
         rows = max(1, _CHUNK_ELEMENTS // (self.K * self.d))
         if x.shape[0] <= rows:
-            return fn(self._noised_terms(x, t))
-        parts = [
-            fn(self._noised_terms(x[i : i + rows], t if t.ndim == 0 else t[i : i + rows]))
-            for i in range(0, x.shape[0], rows)
-        ]
+            return work(x) if t.ndim == 0 or fast is not None else fn(self._noised_terms(x, t))
+        parts = []
+        for i in range(0, x.shape[0], rows):
+            xs = x[i : i + rows]
+            parts.append(work(xs) if t.ndim == 0 else fn(self._noised_terms(xs, t[i : i + rows])))
         return torch.cat(parts)
+
+    def _precision(self, t: float) -> tuple:
+        """Per-time constants of the precision form (centred at ``c = E_{q_t} x``, which keeps
+        the expanded quadratic forms free of large cancellations)."""
+        a, s2 = math.exp(-t), -math.expm1(-2 * t)
+        var = a * a * self._evals + s2  # eigenvalues of C_k, (K, d)
+        center = a * self.mean()
+        mu = a * self.means - center  # centred component means
+        inv = 1.0 / var
+        if self._evecs is None:
+            prec, b = inv, mu * inv  # diagonal C_k^{-1} and C_k^{-1} mu_k
+        else:
+            prec = self._evecs @ (inv[..., None] * self._evecs.transpose(-2, -1))  # (K, d, d)
+            b = torch.einsum("kde,ke->kd", prec, mu)
+            prec = prec.permute(1, 0, 2).reshape(self.d, self.K * self.d)  # x @ prec stacks C_k^{-1} x
+        const = torch.log(self.weights) - 0.5 * (
+            (mu * b).sum(-1) + torch.log(var).sum(-1) + self.d * math.log(2 * math.pi)
+        )
+        return center, prec, b, const
+
+    def _precision_terms(self, x: Tensor, center: Tensor, prec: Tensor, b: Tensor, const: Tensor):
+        """``(log r, log q_t, score)`` from ``(x-c)^T C_k^{-1} (x-c) - 2 b_k.(x-c) + mu_k.b_k``: one
+        matrix product of the points with the stacked precisions, and O(n K d) work besides."""
+        xc = x - center
+        if self._evecs is None:
+            quad = (xc * xc) @ prec.T
+            log_r, lse, r = _normalise(const - 0.5 * quad + xc @ b.T)
+            return log_r, lse, r @ b - xc * (r @ prec)
+        z = (xc @ prec).view(x.shape[0], self.K, self.d)  # C_k^{-1} (x - c)
+        log_r, lse, r = _normalise(const - 0.5 * torch.einsum("nd,nkd->nk", xc, z) + xc @ b.T)
+        return log_r, lse, r @ b - torch.einsum("nk,nkd->nd", r, z)
 
     def _noised_terms(self, x: Tensor, t: Tensor) -> _Noised:
         a = torch.exp(-t)
@@ -260,6 +301,16 @@ class GaussianMixture:
         if self._evecs is None:
             return v.sum(1)
         return torch.einsum("kde,nke->nd", self._evecs, v)
+
+
+def _normalise(joint: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(log softmax, logsumexp, softmax)`` over the last axis with one ``exp`` (torch's
+    ``logsumexp`` is slow for the few components a mixture has)."""
+    top = joint.amax(-1, keepdim=True)
+    e = torch.exp(joint - top)
+    total = e.sum(-1, keepdim=True)
+    log_total = torch.log(total)
+    return joint - top - log_total, (top + log_total).squeeze(-1), e / total
 
 
 # --------------------------------------------------------------------- named mixtures

@@ -30,7 +30,8 @@ def reference_log_prob(mix: GaussianMixture, x: torch.Tensor, t: float) -> torch
 def test_score_matches_autograd_of_log_prob(seed, K, d, t):
     mix = random_mixture(seed, K, d)
     x = mix.sample(64, t=t, generator=torch.Generator().manual_seed(seed + 10))
-    x = torch.cat([x, 4 * torch.randn(16, d, dtype=torch.float64)])  # tails too
+    far = torch.randn(16, d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    x = torch.cat([x, 4 * far, 30 * far])  # tails too: the expanded quadratic forms must not cancel
     xr = x.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(reference_log_prob(mix, xr, t).sum(), xr)
     score = mix.score(x, t)
