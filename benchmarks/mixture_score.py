@@ -67,8 +67,8 @@ def main() -> None:
         for K in (2, 8, 32):
             mix = random_mixture(K, d, seed=d * 100 + K)
             x = mix.sample(n, t=t, generator=torch.Generator().manual_seed(0))
-            t_lib, s_lib = best_time(lambda: mix.score(x, t), 3)
-            t_ref, s_ref = best_time(lambda: autograd_score(mix, x, t), 2)
+            t_lib, s_lib = best_time(lambda mix=mix, x=x: mix.score(x, t), 3)
+            t_ref, s_ref = best_time(lambda mix=mix, x=x: autograd_score(mix, x, t), 2)
             rel = ((s_lib - s_ref).norm(dim=1) / s_ref.norm(dim=1)).max().item()
             if rel > 1e-8:
                 raise SystemExit(f"scores disagree at d={d}, K={K}: max relative difference {rel:.2e}")
