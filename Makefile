@@ -17,11 +17,11 @@ setup: $(STAMP)
 
 # Every chapter is executed; any warning or cell error fails the build.
 book: $(STAMP)
-	BOOK_WIDGETS=0 MPLBACKEND=Agg $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	BOOK_WIDGETS=0 $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Open _build/html/index.html in a browser."
 
 test: $(STAMP) lint
-	BOOK_WIDGETS=0 MPLBACKEND=Agg $(VENV)/bin/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	BOOK_WIDGETS=0 $(VENV)/bin/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lib tests benchmarks

@@ -37,6 +37,12 @@ class ExecutedChapter:
             raise KeyError(f"{self.name} glued no value named {key!r}; it glued {sorted(self.glued)}")
         return self.glued[key]
 
+    @property
+    def figures(self) -> int:
+        """How many images the chapter's cells displayed."""
+        return sum("image/png" in out.get("data", {}) for cell in self.notebook.cells
+                   for out in cell.get("outputs", []))
+
     def cells_tagged(self, tag: str) -> list[nbformat.NotebookNode]:
         return [c for c in self.notebook.cells if tag in c.get("metadata", {}).get("tags", [])]
 
@@ -67,7 +73,6 @@ def run_chapter(name: str, *, quick: bool = True, parameters: dict | None = None
     if not source.exists():
         raise FileNotFoundError(source)
     os.environ["BOOK_WIDGETS"] = "0"
-    os.environ.setdefault("MPLBACKEND", "Agg")
     params = {"QUICK": quick, **(parameters or {})}
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / f"{name}.ipynb", Path(tmp) / f"{name}.out.ipynb"

@@ -17,6 +17,11 @@ def test_runs_quickly(chapter):
     assert chapter.seconds < 60
 
 
+def test_every_figure_is_drawn(chapter):
+    """Six figure cells, the widget's static view among them."""
+    assert chapter.figures >= 6
+
+
 def test_objective_at_the_score_is_the_minimum(chapter):
     """Theorem (DSM): L_t(score) = C_t; two independent Monte-Carlo estimates, 4 SE."""
     diff = chapter["sm_obj_at_score"] - chapter["sm_dsm_min"]
