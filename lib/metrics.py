@@ -95,7 +95,7 @@ def dsm_objective(score_fn: ScoreFn, mixture: GaussianMixture, t: float, n: int 
     check_callable(score_fn, "score_fn")
     t = check_real(t, "t", low=0.0, low_open=True)
     x0 = _draw(mixture, 0.0, n, generator)
-    z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
     a, s = math.exp(-t), math.sqrt(-math.expm1(-2 * t))
     res = _eval_score(score_fn, a * x0 + s * z, t) + z / s
     return _mean_se((res**2).sum(-1))
@@ -160,6 +160,7 @@ def tv_1d(p: GaussianMixture, q: GaussianMixture, *, t: float = 0.0, points: int
         if not isinstance(g, GaussianMixture) or g.d != 1:
             raise ValueError(f"{name} must be a one-dimensional GaussianMixture")
     t = check_real(t, "t", low=0.0)
+    p, q = p.to("cpu"), q.to("cpu")  # quadrature is cheap; one device keeps it simple
     x = _density_grid(p, q, t, check_int(points, "points", low=3))
     diff = (p.log_prob(x[:, None], t).exp() - q.log_prob(x[:, None], t).exp()).abs()
     return 0.5 * torch.trapezoid(diff, x).item()
@@ -170,8 +171,9 @@ def w1_to_mixture_1d(samples: Tensor, mixture: GaussianMixture, *, t: float = 0.
     """``W1(empirical, q_t) = int |F_n(x) - F(x)| dx`` in 1-D, by the trapezoid rule."""
     if not isinstance(mixture, GaussianMixture) or mixture.d != 1:
         raise ValueError("mixture must be a one-dimensional GaussianMixture")
-    x = as_points(samples, "samples", 1).reshape(-1)
+    x = as_points(samples, "samples", 1, device="cpu").reshape(-1)
     t = check_real(t, "t", low=0.0)
+    mixture = mixture.to("cpu")
     grid = _density_grid(mixture, mixture, t, check_int(points, "points", low=3))
     grid = torch.linspace(min(grid[0].item(), x.min().item() - 1), max(grid[-1].item(), x.max().item() + 1),
                           grid.numel(), dtype=torch.float64)
@@ -203,12 +205,12 @@ def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int = 256, *, p: int
     if p not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p}")
     check_generator(generator)
-    theta = torch.randn(x.shape[1], n_projections, generator=generator, dtype=x.dtype)
+    theta = torch.randn(x.shape[1], n_projections, generator=generator, dtype=x.dtype, device=x.device)
     theta = theta / theta.norm(dim=0, keepdim=True)
     px, py = torch.sort(x @ theta, dim=0).values, torch.sort(y @ theta, dim=0).values
     n, m = px.shape[0], py.shape[0]
-    levels = torch.unique(torch.cat([torch.arange(1, n + 1, dtype=x.dtype) / n,
-                                     torch.arange(1, m + 1, dtype=x.dtype) / m]))
+    levels = torch.unique(torch.cat([torch.arange(1, n + 1, dtype=x.dtype, device=x.device) / n,
+                                     torch.arange(1, m + 1, dtype=x.dtype, device=x.device) / m]))
     widths = torch.diff(levels, prepend=levels.new_zeros(1))
     mid = levels - widths / 2
     qx = px[(mid * n).long().clamp_max(n - 1)]

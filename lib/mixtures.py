@@ -320,7 +320,8 @@ def symmetric_two(mu: object, *, dtype: torch.dtype = DEFAULT_DTYPE) -> Gaussian
     mu = as_tensor(mu, "mu", dtype=dtype)
     if mu.ndim != 1:
         raise ValueError(f"mu must be a vector of shape (d,), got {tuple(mu.shape)}")
-    return GaussianMixture(torch.tensor([0.5, 0.5], dtype=dtype), torch.stack([mu, -mu]), 1.0, dtype=dtype)
+    w = torch.tensor([0.5, 0.5], dtype=dtype, device=mu.device)
+    return GaussianMixture(w, torch.stack([mu, -mu]), 1.0, dtype=dtype, device=mu.device)
 
 
 def hardness_pair(eta: float, R: float) -> tuple[GaussianMixture, GaussianMixture]:
@@ -340,7 +341,7 @@ def equal_weights(means: object, variance: float = 1.0) -> GaussianMixture:
         m = m[:, None]
     variance = check_real(variance, "variance", low=0.0, low_open=True)
     K = m.shape[0]
-    return GaussianMixture(torch.full((K,), 1.0 / K, dtype=m.dtype), m, variance)
+    return GaussianMixture(torch.full((K,), 1.0 / K, dtype=m.dtype, device=m.device), m, variance, device=m.device)
 
 
 def demo_1d() -> GaussianMixture:

@@ -55,8 +55,8 @@ def plot_density_and_score_1d(mixture: GaussianMixture, times: list[float], *, x
     x = torch.linspace(*xlim, 800, dtype=torch.float64)[:, None]
     for t in times:
         t = check_real(t, "times", low=0.0)
-        axes[0].plot(x[:, 0], mixture.log_prob(x, t).exp(), label=f"t = {t:g}")
-        axes[1].plot(x[:, 0], mixture.score(x, t)[:, 0], label=f"t = {t:g}")
+        axes[0].plot(x[:, 0], mixture.log_prob(x, t).exp().cpu(), label=f"t = {t:g}")
+        axes[1].plot(x[:, 0], mixture.score(x, t)[:, 0].cpu(), label=f"t = {t:g}")
     axes[0].set(xlabel="x", ylabel="density $q_t(x)$")
     axes[1].set(xlabel="x", ylabel=r"score $\nabla \log q_t(x)$", ylim=(-12, 12))
     axes[0].legend()
@@ -72,12 +72,12 @@ def plot_score_field_2d(mixture: GaussianMixture, t: float, *, lim: float = 4.5,
     ax = ax or plt.subplots(figsize=(4, 4))[1]
     g = torch.linspace(-lim, lim, 200, dtype=torch.float64)
     X, Y = torch.meshgrid(g, g, indexing="xy")
-    dens = mixture.log_prob(torch.stack([X.ravel(), Y.ravel()], 1), t).exp().reshape(X.shape)
+    dens = mixture.log_prob(torch.stack([X.ravel(), Y.ravel()], 1), t).exp().reshape(X.shape).cpu()
     ax.contourf(X, Y, dens, levels=14, cmap="Blues")
     a = torch.linspace(-lim, lim, arrows, dtype=torch.float64)
     A, B = torch.meshgrid(a, a, indexing="xy")
     pts = torch.stack([A.ravel(), B.ravel()], 1)
-    s = mixture.score(pts, t)
+    s = mixture.score(pts, t).cpu()
     # Arrow length grows like log(1 + |s|): the field spans orders of magnitude near t = 0.
     norm = s.norm(dim=1, keepdim=True).clamp_min(1e-12)
     s = s / norm * torch.log1p(norm)
