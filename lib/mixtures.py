@@ -41,7 +41,6 @@ class _Noised:
     log_resp: Tensor  # (n, K) log r_k(x)
     log_prob: Tensor  # (n,)   log q_t(x)
     scaled_diff: Tensor  # (n, K, d) C_k^{-1}(x - a_t m_k), in the eigenbasis of S_k
-    diff: Tensor  # (n, K, d) x - a_t m_k, in the eigenbasis
     var: Tensor  # (K, d) or (n, K, d) eigenvalues of C_k
     a: Tensor  # scalar or (n, 1, 1)
 
@@ -232,17 +231,12 @@ class GaussianMixture:
         t = as_times(t, n=x.shape[0], dtype=self.dtype, device=self.device)
         if fast is not None and t.ndim == 0:
             prec = self._precision(float(t))
-            work = lambda xs: fast(self._precision_terms(xs, *prec))  # noqa: E731
+            work = lambda xs, ts: fast(self._precision_terms(xs, *prec))  # noqa: E731
         else:
-            work = lambda xs, ts=t: fn(self._noised_terms(xs, ts))  # noqa: E731
+            work = lambda xs, ts: fn(self._noised_terms(xs, ts))  # noqa: E731
         rows = max(1, _CHUNK_ELEMENTS // (self.K * self.d))
-        if x.shape[0] <= rows:
-            return work(x) if t.ndim == 0 or fast is not None else fn(self._noised_terms(x, t))
-        parts = []
-        for i in range(0, x.shape[0], rows):
-            xs = x[i : i + rows]
-            parts.append(work(xs) if t.ndim == 0 else fn(self._noised_terms(xs, t[i : i + rows])))
-        return torch.cat(parts)
+        parts = [work(x[i : i + rows], t if t.ndim == 0 else t[i : i + rows]) for i in range(0, x.shape[0], rows)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _precision(self, t: float) -> tuple:
         """Per-time constants of the precision form (centred at ``c = E_{q_t} x``, which keeps
@@ -288,7 +282,7 @@ class GaussianMixture:
         log_n = -0.5 * ((diff * scaled).sum(-1) + log_det + self.d * math.log(2 * math.pi))
         joint = torch.log(self.weights) + log_n
         lse = torch.logsumexp(joint, dim=-1)
-        return _Noised(joint - lse[:, None], lse, scaled, diff, var, a)
+        return _Noised(joint - lse[:, None], lse, scaled, var, a)
 
     def _rotate(self, x: Tensor) -> Tensor:
         """Coordinates of each row of ``x`` (shape ``(n, d)``) in every eigenbasis: ``(n, K, d)``."""
