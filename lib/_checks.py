@@ -16,6 +16,9 @@ from torch import Tensor
 
 DEFAULT_DTYPE = torch.float64
 
+ScoreFn = Callable[[Tensor, Tensor], Tensor]
+"""Any score ``(x, t) -> f(x, t)``: a mixture's exact ``score``, a network, a corruption."""
+
 
 def as_tensor(
     value: object,

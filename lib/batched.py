@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ._checks import (
+    ScoreFn,
     as_tensor,
     check_callable,
     check_choice,
@@ -39,11 +40,9 @@ from ._checks import (
     check_int,
     check_real,
 )
+from .dsm import WEIGHTINGS
 from .mixtures import GaussianMixture
-from .networks import PARAMETERIZATIONS, ScoreMLP
-
-ScoreFn = Callable[[Tensor, Tensor], Tensor]
-WEIGHTINGS = ("sigma2", "none")
+from .networks import PARAMETERIZATIONS, ScoreMLP, read_out, time_features
 
 
 class BatchedScoreMLP(nn.Module):
@@ -190,20 +189,13 @@ class BatchedScoreMLP(nn.Module):
         """The forward pass on validated ``x`` ``(B, n, d)`` and ``t`` ``(B, n)``."""
         a = torch.exp(-t)[..., None]
         s2 = -torch.expm1(-2.0 * t)[..., None]
-        h = x
-        if self.time_features:
-            feats = torch.cat([a, torch.sqrt(s2), 0.25 * torch.log(s2.clamp_min(1e-12))], dim=-1)
-            h = torch.cat([x, feats], dim=-1)
+        h = torch.cat([x, time_features(a, s2)], dim=-1) if self.time_features else x
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b, h, w)
             if i < last:
                 h = torch.relu(h)
-        if self.parameterization == "noise":
-            return -h / torch.sqrt(s2)
-        if self.parameterization == "mean":
-            return (a * h - x) / s2
-        return h
+        return read_out(h, x, a, s2, self.parameterization)
 
 
 def _batched_points(x: object, B: int, d: int, ref: Tensor) -> Tensor:

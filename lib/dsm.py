@@ -15,7 +15,6 @@ and weight ``lambda(t) = s_t^2`` (the noise-prediction loss of Ho et al. 2020) o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +22,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ._checks import (
+    ScoreFn,
     as_points,
     as_times,
     check_callable,
@@ -31,7 +31,6 @@ from ._checks import (
     check_real,
 )
 
-ScoreFn = Callable[[Tensor, Tensor], Tensor]
 WEIGHTINGS = ("sigma2", "none")
 
 

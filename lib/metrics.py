@@ -9,7 +9,6 @@ MMD with a Gaussian kernel).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +16,7 @@ from scipy import stats
 from torch import Tensor
 
 from ._checks import (
+    ScoreFn,
     as_points,
     as_tensor,
     check_callable,
@@ -25,8 +25,6 @@ from ._checks import (
     check_real,
 )
 from .mixtures import GaussianMixture
-
-ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)

@@ -83,14 +83,21 @@ class ScoreMLP(nn.Module):
         t = t.expand(x.shape[0]) if t.ndim == 0 else t
         a = torch.exp(-t)[:, None]
         s2 = -torch.expm1(-2.0 * t)[:, None]
-        inputs = x
-        if self.time_features:
-            # log s_t^2 resolves small times; a_t and s_t cover the rest of [0, inf).
-            feats = torch.cat([a, torch.sqrt(s2), 0.25 * torch.log(s2.clamp_min(1e-12))], dim=1)
-            inputs = torch.cat([x, feats], dim=1)
-        g = self.net(inputs)
-        if self.parameterization == "noise":
-            return -g / torch.sqrt(s2)
-        if self.parameterization == "mean":
-            return (a * g - x) / s2
-        return g
+        inputs = torch.cat([x, time_features(a, s2)], dim=-1) if self.time_features else x
+        return read_out(self.net(inputs), x, a, s2, self.parameterization)
+
+
+def time_features(a: Tensor, s2: Tensor) -> Tensor:
+    """The time inputs ``(a_t, s_t, log(s_t^2) / 4)`` stacked on the last axis: ``log s_t^2``
+    resolves small times, ``a_t`` and ``s_t`` cover the rest of ``[0, inf)``."""
+    return torch.cat([a, torch.sqrt(s2), 0.25 * torch.log(s2.clamp_min(1e-12))], dim=-1)
+
+
+def read_out(g: Tensor, x: Tensor, a: Tensor, s2: Tensor, parameterization: str) -> Tensor:
+    """The score estimate from a raw output ``g``: ``g`` (``"score"``), ``-g / s_t``
+    (``"noise"``) or ``(a_t g - x) / s_t^2`` (``"mean"``), as in the module docstring."""
+    if parameterization == "noise":
+        return -g / torch.sqrt(s2)
+    if parameterization == "mean":
+        return (a * g - x) / s2
+    return g

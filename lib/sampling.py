@@ -15,16 +15,12 @@ with ``c = 2`` and noise for the SDE, ``c = 1`` and no noise for the ODE.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ._checks import as_points, check_callable, check_choice, check_finite_output, check_generator, check_int
+from ._checks import ScoreFn, as_points, check_callable, check_choice, check_finite_output, check_generator, check_int
 from .forward import time_grid
-
-ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 
 @torch.no_grad()
