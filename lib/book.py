@@ -30,11 +30,12 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def record(name: str, value: object) -> float | int | str:
+def record(name: str, value: object) -> None:
     """Glue ``value`` under ``name`` for the text (``{glue:text}`name:.3f```) and tests.
 
     Numbers are stored as plain Python floats or ints so the stored text parses back;
-    a NaN or inf raises, since the text must never quote one.
+    a NaN or inf raises, since the text must never quote one. Returns nothing, so a cell
+    that ends with a ``record`` call displays nothing extra.
     """
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
@@ -51,4 +52,3 @@ def record(name: str, value: object) -> float | int | str:
     from myst_nb import glue
 
     glue(name, value, display=False)
-    return value
