@@ -7,7 +7,8 @@ One home for each idea the chapters use:
 * :mod:`lib.networks` — time-conditioned ReLU score networks reporting ``P`` and ``D``;
 * :mod:`lib.dsm` — the denoising score-matching objective and trainer;
 * :mod:`lib.sampling` — reverse SDE and probability-flow ODE samplers;
-* :mod:`lib.metrics` — score errors (L2, quantile) and distribution distances;
+* :mod:`lib.metrics` — L2 score errors, the DSM objective's minimum, distribution distances;
+* :mod:`lib.quantile` — the quantile score error ``D^delta``, per-time profiles, corruptions;
 * :mod:`lib.plotting`, :mod:`lib.widgets`, :mod:`lib.book` — figures, widgets, chapter helpers.
 """
 
@@ -16,14 +17,11 @@ from .dsm import TrainResult, dsm_loss, train_dsm
 from .forward import alpha, perturb, sigma, sigma2, time_for_sigma, time_grid
 from .metrics import (
     Estimate,
-    QuantileEstimate,
     dsm_minimum,
     dsm_objective,
     mmd,
-    quantile_error,
     score_errors,
     score_l2_error,
-    score_quantile_error,
     sliced_wasserstein,
     tv_1d,
     w1_1d,
@@ -32,6 +30,7 @@ from .metrics import (
 from .mixtures import GaussianMixture, demo_1d, demo_2d, equal_weights, hardness_pair, symmetric_two
 from .networks import ScoreMLP
 from .plotting import PALETTE, plot_density_and_score_1d, plot_score_field_2d, use_style
+from .quantile import QuantileEstimate, quantile_error, score_quantile_error
 from .sampling import sample
 from .widgets import explore, widgets_enabled
 

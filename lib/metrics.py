@@ -12,13 +12,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-from scipy import stats
 from torch import Tensor
 
 from ._checks import (
     ScoreFn,
     as_points,
-    as_tensor,
     check_callable,
     check_generator,
     check_int,
@@ -97,50 +95,6 @@ def dsm_objective(score_fn: ScoreFn, mixture: GaussianMixture, t: float, n: int 
     a, s = math.exp(-t), math.sqrt(-math.expm1(-2 * t))
     res = _eval_score(score_fn, a * x0 + s * z, t) + z / s
     return _mean_se((res**2).sum(-1))
-
-
-# ----------------------------------------------------------------------- quantile error
-@dataclass(frozen=True)
-class QuantileEstimate:
-    """An empirical ``(1 - delta)``-quantile with a distribution-free confidence interval."""
-
-    value: float
-    lower: float
-    upper: float
-    delta: float
-    confidence: float
-
-
-def quantile_error(errors: Tensor, delta: float, confidence: float = 0.95) -> QuantileEstimate:
-    """Estimate ``D^delta = inf{e : Pr[err > e] <= delta}`` from i.i.d. error samples.
-
-    The point estimate is the order statistic ``err_(ceil((1-delta) n))``; the interval
-    ``[err_(l), err_(u)]`` uses that the number of samples below the true quantile is
-    Binomial(n, 1-delta), so it covers with probability at least ``confidence`` for
-    continuous errors (Gupta et al. 2024 define the measure).
-    """
-    e = as_tensor(errors, "errors").reshape(-1)
-    if e.numel() < 2:
-        raise ValueError("errors must hold at least two samples")
-    delta = check_real(delta, "delta", low=0.0, high=1.0, low_open=True, high_open=True)
-    confidence = check_real(confidence, "confidence", low=0.0, high=1.0, low_open=True, high_open=True)
-    n = e.numel()
-    srt = torch.sort(e).values
-    k = min(n, max(1, math.ceil((1 - delta) * n)))
-    tail = (1 - confidence) / 2
-    lo = int(stats.binom.ppf(tail, n, 1 - delta))  # P(B <= lo - 1) < tail
-    hi = int(stats.binom.ppf(1 - tail, n, 1 - delta)) + 1
-    lower = srt[lo - 1].item() if lo >= 1 else 0.0
-    upper = srt[hi - 1].item() if hi <= n else float("inf")
-    return QuantileEstimate(srt[k - 1].item(), lower, upper, delta, confidence)
-
-
-def score_quantile_error(score_fn: ScoreFn, mixture: GaussianMixture, t: float, delta: float,
-                         n: int = 20_000, *, confidence: float = 0.95,
-                         generator: torch.Generator | None = None) -> QuantileEstimate:
-    """``D^delta_{q_t}(f, grad log q_t)`` estimated from ``n`` draws of ``q_t``."""
-    errs = score_errors(score_fn, mixture, t, n, generator=generator)
-    return quantile_error(errs, delta, confidence)
 
 
 # ----------------------------------------------------------------------- distances in 1-D
