@@ -8,6 +8,7 @@ One home for each idea the chapters use:
 * :mod:`lib.dsm` — the denoising score-matching objective and trainer;
 * :mod:`lib.sampling` — reverse SDE and probability-flow ODE samplers;
 * :mod:`lib.metrics` — L2 score errors, the DSM objective's minimum, distribution distances;
+* :mod:`lib.hardness` — exact 1-D score metrics by quadrature, ERM over a finite class;
 * :mod:`lib.quantile` — the quantile score error ``D^delta``, per-time profiles, corruptions;
 * :mod:`lib.plotting`, :mod:`lib.widgets`, :mod:`lib.book` — figures, widgets, chapter helpers.
 """
