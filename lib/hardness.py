@@ -12,7 +12,7 @@ while ``TV(p1, p2) ~ eta``. This module computes the quantities of that argument
 * :func:`score_l2_distance_1d` — ``E_{p_t}|grad log p_t - g_t|^2`` for another mixture's
   score or any score function ``g``, and :func:`score_quantile_error_1d` — the exact
   ``D^delta_{p_t}`` of Gupta et al. (2024), both by that quadrature; the weighted quantile
-  itself is :func:`weighted_quantile_error`;
+  itself is :func:`lib.quantile.weighted_quantile_error`;
 * :func:`hardness_theory` — the closed forms: ``eta (a_t R)^2``, a rigorous bound on its
   error, and the exact ``TV(p1_t, p2_t) = eta (1 - 2 Phi(-a_t R))``;
 * :func:`finite_class_erm` — the minimiser of the empirical DSM objective over a finite set
@@ -40,10 +40,11 @@ from ._checks import (
     check_real,
 )
 from .mixtures import GaussianMixture
+from .quantile import weighted_quantile_error
 
 __all__ = [
     "FiniteERM", "HardnessTheory", "finite_class_erm", "hardness_theory", "quadrature_1d",
-    "score_l2_distance_1d", "score_quantile_error_1d", "weighted_quantile_error",
+    "score_l2_distance_1d", "score_quantile_error_1d",
 ]
 
 
@@ -127,45 +128,12 @@ def score_l2_distance_1d(p: GaussianMixture, q: GaussianMixture | ScoreFn, t: Te
     return ((err**2) * w).sum(-1).reshape(tt.shape)
 
 
-def weighted_quantile_error(errors: Tensor, weights: Tensor, delta: float | Tensor) -> Tensor:
-    """``D^delta = inf{e : sum_i w_i 1{e_i > e} <= delta}`` for errors ``e_i`` with masses ``w_i``.
-
-    The quantile of Gupta et al. (2024) for a discrete law: ``errors`` ``(..., n)``,
-    ``weights`` broadcastable to it (normalised to sum 1 along the last axis), ``delta`` one
-    number in ``(0, 1)`` (result of shape ``errors.shape[:-1]``) or a 1-D tensor (one more axis).
-    Sorting the errors in decreasing order, the answer is the first error at which the
-    cumulative mass exceeds ``delta``.
-    """
-    e = as_tensor(errors, "errors")
-    if e.ndim == 0 or e.shape[-1] < 1:
-        raise ValueError(f"errors must have shape (..., n) with n >= 1, got {tuple(e.shape)}")
-    w = as_tensor(weights, "weights", device=e.device)
-    try:
-        w = torch.broadcast_to(w, e.shape)
-    except RuntimeError as exc:
-        raise ValueError(f"weights of shape {tuple(w.shape)} do not broadcast to errors {tuple(e.shape)}") from exc
-    if (w < 0).any() or (w.sum(-1) <= 0).any():
-        raise ValueError("weights must be >= 0 with a positive sum along the last axis")
-    d = as_tensor(delta, "delta", device=e.device)
-    if d.ndim > 1 or ((d <= 0) | (d >= 1)).any():
-        raise ValueError("delta must be a number in (0, 1) or a 1-D tensor of them")
-    w = w / w.sum(-1, keepdim=True)
-    order = torch.argsort(e, dim=-1, descending=True)
-    srt, mass = e.gather(-1, order), w.gather(-1, order).cumsum(-1)
-    # first index whose cumulative mass exceeds delta; the relative slack keeps delta = a
-    # cumulative sum that floating point rounded up from being read as "exceeds".
-    idx = torch.searchsorted(mass.contiguous(), (d.reshape(-1) * (1 + 1e-12)).expand(*mass.shape[:-1], -1)
-                             .contiguous(), right=True)
-    out = srt.gather(-1, idx.clamp(max=e.shape[-1] - 1))
-    return out[..., 0] if d.ndim == 0 else out
-
-
 def score_quantile_error_1d(p: GaussianMixture, q: GaussianMixture | ScoreFn, t: Tensor | float,
                             delta: float | Tensor, *, points: int = 8001) -> Tensor:
     """The exact quantile error ``D^delta_{p_t}(g_t, grad log p_t)`` by quadrature.
 
     The pointwise errors on the grid of :func:`quadrature_1d` with their masses go to
-    :func:`weighted_quantile_error`. ``q`` and ``t`` as in :func:`score_l2_distance_1d`;
+    :func:`lib.quantile.weighted_quantile_error`. ``q`` and ``t`` as in :func:`score_l2_distance_1d`;
     the result has shape ``t.shape`` (one more axis for a 1-D ``delta``). Exact up to the
     grid spacing ``~ 30 / points`` in ``x``, times the slope of the error.
     """

@@ -12,7 +12,8 @@ the ``(1 - delta)``-quantile of the pointwise error, and show that
 * :func:`quantile_band` — the order-statistic estimate of ``D^delta`` with a
   distribution-free confidence interval, vectorised over many error samples and many
   ``delta``; :func:`quantile_error` and :func:`score_quantile_error` are its one-sample
-  and one-time forms;
+  and one-time forms, :func:`weighted_quantile_error` the same quantile for weighted errors
+  (a quadrature rule instead of a sample);
 * :func:`quantile_profile` — ``t -> D^delta_{q_t}`` (and the RMS error) for a score
   function on a grid of times, one batched evaluation for all times;
 * :class:`LocalizedCorruption` and :class:`DriftCorruption` — exact scores corrupted with
@@ -43,13 +44,14 @@ from ._checks import (
     check_int,
     check_real,
 )
+from .forward import perturb, sigma
 from .metrics import score_errors
 from .mixtures import GaussianMixture
 
 __all__ = [
     "DriftCorruption", "LocalizedCorruption", "QuantileBand", "QuantileEstimate", "QuantileProfile",
     "ScoreCorruption", "kolmogorov_distance_1d", "quantile_band", "quantile_error", "quantile_profile",
-    "score_quantile_error", "tail_threshold",
+    "score_quantile_error", "tail_threshold", "weighted_quantile_error",
 ]
 
 
@@ -116,6 +118,39 @@ def quantile_band(errors: Tensor, delta: float | Tensor, confidence: float = 0.9
     return QuantileBand(value, lower, upper, d, confidence)
 
 
+def weighted_quantile_error(errors: Tensor, weights: Tensor, delta: float | Tensor) -> Tensor:
+    """``D^delta = inf{e : sum_i w_i 1{e_i > e} <= delta}`` for errors ``e_i`` with masses ``w_i``.
+
+    The quantile of Gupta et al. (2024) for a discrete law: ``errors`` ``(..., n)``,
+    ``weights`` broadcastable to it (normalised to sum 1 along the last axis), ``delta`` one
+    number in ``(0, 1)`` (result of shape ``errors.shape[:-1]``) or a 1-D tensor (one more axis).
+    Sorting the errors in decreasing order, the answer is the first error at which the
+    cumulative mass exceeds ``delta``.
+    """
+    e = as_tensor(errors, "errors")
+    if e.ndim == 0 or e.shape[-1] < 1:
+        raise ValueError(f"errors must have shape (..., n) with n >= 1, got {tuple(e.shape)}")
+    w = as_tensor(weights, "weights", device=e.device)
+    try:
+        w = torch.broadcast_to(w, e.shape)
+    except RuntimeError as exc:
+        raise ValueError(f"weights of shape {tuple(w.shape)} do not broadcast to errors {tuple(e.shape)}") from exc
+    if (w < 0).any() or (w.sum(-1) <= 0).any():
+        raise ValueError("weights must be >= 0 with a positive sum along the last axis")
+    d = as_tensor(delta, "delta", device=e.device)
+    if d.ndim > 1 or ((d <= 0) | (d >= 1)).any():
+        raise ValueError("delta must be a number in (0, 1) or a 1-D tensor of them")
+    w = w / w.sum(-1, keepdim=True)
+    order = torch.argsort(e, dim=-1, descending=True)
+    srt, mass = e.gather(-1, order), w.gather(-1, order).cumsum(-1)
+    # first index whose cumulative mass exceeds delta; the relative slack keeps delta = a
+    # cumulative sum that floating point rounded up from being read as "exceeds".
+    idx = torch.searchsorted(mass.contiguous(), (d.reshape(-1) * (1 + 1e-12)).expand(*mass.shape[:-1], -1)
+                             .contiguous(), right=True)
+    out = srt.gather(-1, idx.clamp(max=e.shape[-1] - 1))
+    return out[..., 0] if d.ndim == 0 else out
+
+
 @dataclass(frozen=True)
 class QuantileEstimate:
     """One empirical ``(1 - delta)``-quantile with its distribution-free confidence interval."""
@@ -171,7 +206,7 @@ class QuantileProfile:
     @property
     def sigma(self) -> Tensor:
         """``s_t`` at the profile's times."""
-        return torch.sqrt(-torch.expm1(-2.0 * self.times))
+        return sigma(self.times)
 
     @property
     def rms(self) -> Tensor:
@@ -199,10 +234,8 @@ def quantile_profile(score_fn: ScoreFn, mixture: GaussianMixture, times: Tensor,
     n = check_int(n, "n", low=2)
     check_generator(generator)
     T = tt.numel()
-    x0 = mixture.sample(T * n, generator=generator)
-    z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
     t_rows = tt.repeat_interleave(n)
-    x = torch.exp(-t_rows)[:, None] * x0 + torch.sqrt(-torch.expm1(-2.0 * t_rows))[:, None] * z
+    x, _ = perturb(mixture.sample(T * n, generator=generator), t_rows, generator=generator)
     with torch.no_grad():
         f = score_fn(x, t_rows).to(x.dtype)
     err = (f - mixture.score(x, t_rows)).norm(dim=-1).reshape(T, n)
@@ -284,10 +317,6 @@ class ScoreCorruption:
         t = as_times(t, n=x.shape[0], allow_zero=False, dtype=x.dtype, device=x.device)
         return x, t
 
-    @staticmethod
-    def _sigma(t: Tensor) -> Tensor:
-        return torch.sqrt(-torch.expm1(-2.0 * t))
-
     def error(self, x: Tensor, t: Tensor | float) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -299,7 +328,7 @@ class ScoreCorruption:
     def l2(self, t: Tensor | float) -> Tensor:
         """The exact ``E_{q_t}||err_t||^2 = size^2 / s_t^2``, the same for every subclass."""
         tt = as_times(t, allow_zero=False, dtype=self.mixture.dtype)
-        return (self.size / self._sigma(tt)) ** 2
+        return (self.size / sigma(tt)) ** 2
 
 
 class DriftCorruption(ScoreCorruption):
@@ -312,7 +341,7 @@ class DriftCorruption(ScoreCorruption):
 
     def error(self, x: Tensor, t: Tensor | float) -> Tensor:
         x, t = self._times(x, t)
-        mag = self.size / self._sigma(t)
+        mag = self.size / sigma(t)
         mag = mag[:, None] if mag.ndim == 1 else mag
         return mag * self.direction.expand_as(x)
 
@@ -354,7 +383,7 @@ class LocalizedCorruption(ScoreCorruption):
             uniq, inv = torch.unique(t, return_inverse=True)
             u = self.threshold(uniq)[inv]
         inside = (x @ self.direction > u).to(x.dtype)
-        mag = self.size / (self._sigma(t) * math.sqrt(self.mass)) * inside
+        mag = self.size / (sigma(t) * math.sqrt(self.mass)) * inside
         sign = -1.0 if self.push == "inward" else 1.0
         return sign * mag[:, None] * self.direction
 

@@ -14,7 +14,6 @@ from lib.hardness import (
     quadrature_1d,
     score_l2_distance_1d,
     score_quantile_error_1d,
-    weighted_quantile_error,
 )
 
 TIMES = torch.tensor([0.0, 0.05, 0.3, 1.0, 2.5], dtype=torch.float64)
@@ -158,30 +157,6 @@ def test_hardness_quantile_collapses_above_eta():
     assert one.ndim == 0 and one.item() == pytest.approx(d[1, 0].item(), rel=1e-12)
 
 
-def test_weighted_quantile_matches_the_definition():
-    """Random discrete laws: the answer e has mass(err > e) <= delta, and every smaller error
-    value has mass above it > delta."""
-    g = gen(3)
-    for _ in range(20):
-        e = torch.rand(50, generator=g, dtype=torch.float64)
-        w = torch.rand(50, generator=g, dtype=torch.float64)
-        w = w / w.sum()
-        delta = torch.rand(1, generator=g).item() * 0.98 + 0.01
-        v = weighted_quantile_error(e, w, delta).item()
-        assert w[e > v].sum() <= delta + 1e-12
-        below = e[e < v]
-        if below.numel():
-            assert w[e > below.max()].sum() > delta
-
-
-def test_weighted_quantile_equal_weights_agrees_with_the_sample_estimator():
-    e = torch.rand(4, 333, generator=gen(1), dtype=torch.float64)
-    for delta in (0.01, 0.2, 0.7):
-        got = weighted_quantile_error(e, torch.ones(333, dtype=torch.float64), delta)
-        want = lib.quantile.quantile_band(e, delta).value
-        torch.testing.assert_close(got, want, rtol=0, atol=0)
-
-
 # ----------------------------------------------------------------------- ERM over a finite class
 def test_erm_losses_equal_lib_dsm_loss():
     """Each entry of losses is lib.dsm_loss of that hypothesis on that prefix with the same noise."""
@@ -270,14 +245,6 @@ def test_bad_inputs():
         score_l2_distance_1d(p1, p2, torch.zeros(2, 2))
     with pytest.raises(ValueError, match="delta"):
         score_quantile_error_1d(p1, p2, 0.1, 1.0)
-    with pytest.raises(ValueError, match="delta"):
-        weighted_quantile_error(torch.rand(5), torch.ones(5), 0.0)
-    with pytest.raises(ValueError, match="weights must be >= 0"):
-        weighted_quantile_error(torch.rand(5), -torch.ones(5), 0.1)
-    with pytest.raises(ValueError, match="do not broadcast"):
-        weighted_quantile_error(torch.rand(5), torch.ones(4), 0.1)
-    with pytest.raises(ValueError, match="errors must have shape"):
-        weighted_quantile_error(torch.tensor(1.0), torch.ones(1), 0.1)
     with pytest.raises(ValueError, match="eta must lie in"):
         hardness_theory(0.6, 10.0, 0.1)
     with pytest.raises(ValueError, match="R must lie in"):

@@ -15,6 +15,7 @@ from lib.quantile import (
     quantile_band,
     quantile_profile,
     tail_threshold,
+    weighted_quantile_error,
 )
 
 STD_NORMAL = lib.GaussianMixture([1.0], [0.0])  # N(0, 1): q_t = N(0, 1) for every t
@@ -102,6 +103,42 @@ def test_interval_coverage_by_simulation(n, delta, confidence):
 def test_band_interval_ends_beyond_the_sample_are_infinite():
     band = quantile_band(torch.rand(5, generator=gen(), dtype=torch.float64), 0.01, 0.99)
     assert math.isinf(band.upper.item())
+
+
+def test_weighted_quantile_matches_the_definition():
+    """Random discrete laws: the answer e has mass(err > e) <= delta, and every smaller error
+    value has mass above it > delta."""
+    g = gen(3)
+    for _ in range(20):
+        e = torch.rand(50, generator=g, dtype=torch.float64)
+        w = torch.rand(50, generator=g, dtype=torch.float64)
+        w = w / w.sum()
+        delta = torch.rand(1, generator=g).item() * 0.98 + 0.01
+        v = weighted_quantile_error(e, w, delta).item()
+        assert w[e > v].sum() <= delta + 1e-12
+        below = e[e < v]
+        if below.numel():
+            assert w[e > below.max()].sum() > delta
+
+
+def test_weighted_quantile_equal_weights_agrees_with_the_sample_estimator():
+    e = torch.rand(4, 333, generator=gen(1), dtype=torch.float64)
+    for delta in (0.01, 0.2, 0.7):
+        got = weighted_quantile_error(e, torch.ones(333, dtype=torch.float64), delta)
+        want = quantile_band(e, delta).value
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+
+def test_weighted_quantile_bad_inputs():
+    with pytest.raises(ValueError, match="delta"):
+        weighted_quantile_error(torch.rand(5), torch.ones(5), 0.0)
+    with pytest.raises(ValueError, match="weights must be >= 0"):
+        weighted_quantile_error(torch.rand(5), -torch.ones(5), 0.1)
+    with pytest.raises(ValueError, match="do not broadcast"):
+        weighted_quantile_error(torch.rand(5), torch.ones(4), 0.1)
+    with pytest.raises(ValueError, match="errors must have shape"):
+        weighted_quantile_error(torch.tensor(1.0), torch.ones(1), 0.1)
 
 
 # ----------------------------------------------------------------------- per-time profile
