@@ -3,6 +3,11 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The book's networks are small: one intra-op thread per process is as fast on a quiet machine
+# and several times faster on a busy one (threads spin waiting for a core). Parallelism comes
+# from processes (pytest -n 2), not threads. Override with e.g. `make test OMP_NUM_THREADS=2`.
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
 
 .PHONY: setup book test lint clean
 
