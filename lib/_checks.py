@@ -28,10 +28,16 @@ def as_tensor(
     device: torch.device | str | None = None,
 ) -> Tensor:
     """Convert ``value`` to a finite floating tensor, or raise naming ``name``."""
+    if dtype is not None:
+        check_float_dtype(dtype)
     if isinstance(value, Tensor):
         out = value
     elif isinstance(value, (Real, list, tuple)) and not isinstance(value, bool):
-        out = torch.as_tensor(value, dtype=dtype or DEFAULT_DTYPE)
+        try:
+            out = torch.as_tensor(value, dtype=dtype or DEFAULT_DTYPE)
+        except (TypeError, ValueError, RuntimeError) as err:
+            # nested lists holding strings, None or ragged rows
+            raise TypeError(f"{name} must hold real numbers in a regular (rectangular) array: {err}") from None
     else:
         try:
             import numpy as np
@@ -107,6 +113,39 @@ def as_times(
     return out
 
 
+def check_float_dtype(dtype: object, name: str = "dtype") -> torch.dtype:
+    """A floating torch dtype (float16, bfloat16, float32 or float64)."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating torch dtype such as torch.float64 or torch.float32, got {dtype!r}")
+    return dtype
+
+
+def rel_tol(dtype: torch.dtype, count: int = 1) -> float:
+    """A tolerance for rounding in ``dtype``: ``16 count eps`` (``count`` terms summed), at least
+    ``1e-8`` so that numbers typed to eight decimals are accepted in float64."""
+    return max(1e-8, 16 * max(1, count) * torch.finfo(dtype).eps)
+
+
+SEED_MAX = 2**32 - 1  # NumPy's legacy seeding takes 32-bit seeds
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """A seed: an integer in ``[0, 2**32 - 1]`` (the range every RNG the book seeds accepts)."""
+    return check_int(value, name, low=0, high=SEED_MAX)
+
+
+def check_bool(value: object, name: str) -> bool:
+    """``True`` or ``False`` (a string such as ``"no"`` is refused: it would read as true)."""
+    if not isinstance(value, bool):
+        try:
+            import numpy as np
+        except ImportError:  # pragma: no cover - numpy ships with torch
+            np = None
+        if np is None or not isinstance(value, np.bool_):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_int(value: object, name: str, *, low: int = 1, high: int | None = None) -> int:
     """An integer in ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, Integral):
@@ -158,12 +197,39 @@ def check_callable(value: object, name: str) -> Callable:
     return value
 
 
+def check_mixture(value: object, name: str = "mixture", *, d: int | None = None):
+    """A :class:`lib.mixtures.GaussianMixture`, of dimension ``d`` if given."""
+    from .mixtures import GaussianMixture  # lazy: mixtures itself uses these checks
+
+    if not isinstance(value, GaussianMixture):
+        raise TypeError(f"{name} must be a GaussianMixture, got {type(value).__name__}")
+    if d is not None and value.d != d:
+        raise ValueError(f"{name} must be a GaussianMixture in d = {d} dimension(s), got d = {value.d}")
+    return value
+
+
 def check_generator(generator: object) -> torch.Generator | None:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
             f"generator must be a torch.Generator or None, got {type(generator).__name__}"
         )
     return generator
+
+
+def call_score(score_fn: ScoreFn, x: Tensor, t: Tensor | float, name: str = "score_fn",
+               *, check_finite: bool = True) -> Tensor:
+    """``score_fn(x, t)``, checked to be a tensor of the shape of ``x`` (a score is a vector
+    field: broadcasting a wrong shape would give finite garbage) and, unless
+    ``check_finite`` is false, finite."""
+    out = score_fn(x, t)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name} must return a tensor, got {type(out).__name__}")
+    if out.shape != x.shape:
+        raise ValueError(f"{name} must return the shape of x {tuple(x.shape)}, got {tuple(out.shape)}")
+    if check_finite and not torch.isfinite(out).all():
+        when = f"t = {float(t):.3g}" if not isinstance(t, Tensor) or t.numel() == 1 else "some t"
+        raise ValueError(f"{name} returned non-finite values (NaN or inf) at {when}")
+    return out
 
 
 def check_finite_output(value: Tensor, what: str) -> Tensor:

@@ -34,11 +34,14 @@ from tqdm.auto import tqdm
 from ._checks import (
     ScoreFn,
     as_tensor,
+    call_score,
+    check_bool,
     check_callable,
     check_choice,
     check_generator,
     check_int,
     check_real,
+    check_seed,
 )
 from .dsm import WEIGHTINGS
 from .mixtures import GaussianMixture
@@ -311,9 +314,11 @@ def train_batched(
     if counts is None:
         counts_t = torch.full((B,), m_max, dtype=torch.long)
     else:
-        counts_t = torch.as_tensor(counts, dtype=torch.long).reshape(-1)
-        if counts_t.shape[0] != B or (counts_t < 1).any() or (counts_t > m_max).any():
-            raise ValueError(f"counts must hold B = {B} sample sizes in [1, {m_max}]")
+        counts_f = as_tensor(counts, "counts").reshape(-1)
+        if counts_f.shape[0] != B or (counts_f != counts_f.round()).any() or (counts_f < 1).any() \
+                or (counts_f > m_max).any():
+            raise ValueError(f"counts must hold B = {B} integer sample sizes in [1, {m_max}]")
+        counts_t = counts_f.long()
     steps = check_int(steps, "steps")
     lr = check_real(lr, "lr", low=0.0, low_open=True)
     batch = m_max if batch_size is None else check_int(batch_size, "batch_size")
@@ -323,6 +328,7 @@ def train_batched(
     check_choice(lr_schedule, "lr_schedule", ("constant", "cosine"))
     if target_score is not None:
         check_callable(target_score, "target_score")
+    check_bool(progress, "progress")
     snaps = sorted({check_int(k, "snapshots[i]", high=steps) for k in snapshots})
     draw_t = _time_sampler(t, t_range, B, ref)
     per_batch = torch.minimum(counts_t, torch.tensor(batch))  # rows per step, per model
@@ -337,11 +343,11 @@ def train_batched(
         seed_list = [seeds] * B if isinstance(seeds, int) else list(seeds)
         if len(seed_list) != B:
             raise ValueError(f"seeds must be an int or hold B = {B} integers")
-        gens = [torch.Generator(device=ref.device).manual_seed(int(s)) for s in seed_list]
+        gens = [torch.Generator(device=ref.device).manual_seed(check_seed(s, "seeds[b]")) for s in seed_list]
     else:
         if not isinstance(seeds, int) or isinstance(seeds, bool):
             raise TypeError("seeds must be an int when rng='shared'")
-        gen = torch.Generator(device=ref.device).manual_seed(seeds)
+        gen = torch.Generator(device=ref.device).manual_seed(check_seed(seeds, "seeds"))
 
     fixed_t = fixed_z = None
     if noise == "fixed":
@@ -450,9 +456,9 @@ def _score_target(target_score: ScoreFn, xt: Tensor, t: Tensor) -> Tensor:
             target = torch.empty_like(x)
             for u in uniq:
                 rows = tf == u
-                target[rows] = target_score(x[rows], float(u))
+                target[rows] = call_score(target_score, x[rows], float(u), "target_score")
         else:
-            target = target_score(x, tf)
+            target = call_score(target_score, x, tf, "target_score")
     return target.reshape(B, n, d).to(xt.dtype)
 
 

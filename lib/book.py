@@ -16,14 +16,28 @@ from numbers import Real
 import numpy as np
 import torch
 
+from ._checks import check_bool, check_seed
+
+_TRUE, _FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
+
 
 def quick_mode(default: bool = False) -> bool:
-    """``True`` if ``default`` is, or the environment sets ``BOOK_QUICK=1``."""
-    return bool(default) or os.environ.get("BOOK_QUICK", "0").strip().lower() in ("1", "true", "yes")
+    """``True`` if ``default`` is, or the environment sets ``BOOK_QUICK=1`` (or ``true``/``yes``).
+
+    ``default`` must be a bool (a string such as ``"no"`` would read as true); an
+    unrecognised ``BOOK_QUICK`` value is an error rather than a silent full run."""
+    default = check_bool(default, "default")
+    env = os.environ.get("BOOK_QUICK", "0").strip().lower()
+    if env not in _TRUE + _FALSE:
+        raise ValueError(f"the environment variable BOOK_QUICK must be one of {_TRUE + _FALSE[1:]}, got {env!r}")
+    return default or env in _TRUE
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a torch generator seeded the same."""
+    """Seed Python, NumPy and torch; return a torch generator seeded the same.
+
+    ``seed`` is an integer in ``[0, 2**32 - 1]``, the range NumPy's seeding accepts."""
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -35,8 +49,13 @@ def record(name: str, value: object) -> None:
 
     Numbers are stored as plain Python floats or ints so the stored text parses back;
     a NaN or inf raises, since the text must never quote one. Returns nothing, so a cell
-    that ends with a ``record`` call displays nothing extra.
+    that ends with a ``record`` call displays nothing extra. Without myst-nb (a plain
+    Jupyter or Colab session) the value is printed instead.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string (the glue key), got {type(name).__name__}")
+    if not name or any(c.isspace() for c in name):
+        raise ValueError(f"name must be a non-empty glue key without spaces, got {name!r}")
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"record({name!r}) needs a single number, got shape {tuple(value.shape)}")
@@ -49,6 +68,9 @@ def record(name: str, value: object) -> None:
             raise ValueError(f"record({name!r}) got {value}; results quoted in the text must be finite")
     elif not isinstance(value, (int, str)):
         raise TypeError(f"record({name!r}) takes a number or a string, got {type(value).__name__}")
-    from myst_nb import glue
-
+    try:
+        from myst_nb import glue
+    except ImportError:  # no book toolchain: show the number instead of gluing it
+        print(f"{name} = {value}")
+        return
     glue(name, value, display=False)

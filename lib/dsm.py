@@ -25,10 +25,14 @@ from ._checks import (
     ScoreFn,
     as_points,
     as_times,
+    call_score,
+    check_bool,
     check_callable,
     check_choice,
+    check_generator,
     check_int,
     check_real,
+    check_seed,
 )
 
 WEIGHTINGS = ("sigma2", "none")
@@ -52,11 +56,17 @@ def dsm_loss(
     check_choice(weighting, "weighting", WEIGHTINGS)
     x0 = as_points(x0, "x0", dtype=None)
     t = as_times(t, n=x0.shape[0], allow_zero=False, dtype=x0.dtype, device=x0.device)
+    check_generator(generator)
     if z is None:
         z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-    elif z.shape != x0.shape:
-        raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
-    return _loss(score_fn, x0, t, z, weighting)
+    else:
+        z = as_points(z, "z", x0.shape[1], dtype=x0.dtype, device=x0.device)
+        if z.shape != x0.shape:
+            raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
+    loss = _loss(score_fn, x0, t, z, weighting)
+    if not torch.isfinite(loss):
+        raise ValueError(f"score_fn returned non-finite values: the DSM loss is {loss.item()}")
+    return loss
 
 
 def _loss(score_fn: ScoreFn, x0: Tensor, t: Tensor, z: Tensor, weighting: str) -> Tensor:
@@ -64,7 +74,8 @@ def _loss(score_fn: ScoreFn, x0: Tensor, t: Tensor, z: Tensor, weighting: str) -
     s = torch.sqrt(-torch.expm1(-2.0 * t))
     if t.ndim == 1:
         a, s = a[:, None], s[:, None]
-    residual = score_fn(a * x0 + s * z, t) + z / s
+    # finiteness is judged on the loss (one check, not one per entry)
+    residual = call_score(score_fn, a * x0 + s * z, t, check_finite=False) + z / s
     per_sample = (residual**2).sum(-1)
     if weighting == "sigma2":
         per_sample = per_sample * (s * s).reshape(-1)
@@ -108,6 +119,10 @@ def train_dsm(
     minimises that fixed empirical objective (Gupta et al. 2024); ``"fresh"`` redraws them
     every step. ``seed`` fixes the noise and minibatch draws; the initialisation is the
     model's own (see :class:`lib.networks.ScoreMLP`'s ``seed``).
+
+    If the loss becomes non-finite (the step size is too large), the model's weights are
+    set back to those of the last step with a finite loss before the error is raised, so
+    the same model can be trained again with a smaller ``lr``.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -115,7 +130,7 @@ def train_dsm(
     if not params:
         raise ValueError("model has no trainable parameters")
     ref = params[0]
-    x0 = as_points(x0, "x0", dtype=ref.dtype, device=ref.device)
+    x0 = as_points(x0, "x0", getattr(model, "d", None), dtype=ref.dtype, device=ref.device)
     sample_t = _time_sampler(t, t_range, ref)
     steps = check_int(steps, "steps")
     lr = check_real(lr, "lr", low=0.0, low_open=True)
@@ -124,11 +139,13 @@ def train_dsm(
     check_choice(optimizer, "optimizer", ("adam", "sgd"))
     check_choice(noise, "noise", ("fresh", "fixed"))
     check_choice(weighting, "weighting", WEIGHTINGS)
-    gen = torch.Generator(device=ref.device).manual_seed(int(seed))
+    gen = torch.Generator(device=ref.device).manual_seed(check_seed(seed))
+    check_bool(progress, "progress")
     opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
     if noise == "fixed":
         fixed_t, fixed_z = sample_t(m, gen), torch.randn(x0.shape, generator=gen, dtype=x0.dtype, device=x0.device)
     losses = torch.empty(steps, dtype=torch.float64)
+    last_finite = [p.detach().clone() for p in params]
     for step in tqdm(range(steps), desc="DSM training", disable=not progress, leave=False):
         idx = None if batch == m else torch.randperm(m, generator=gen, device=x0.device)[:batch]
         xb = x0 if idx is None else x0[idx]
@@ -140,12 +157,29 @@ def train_dsm(
             zb = torch.randn(xb.shape, generator=gen, dtype=x0.dtype, device=x0.device)
         loss = _loss(model, xb, tb, zb, weighting)
         if not torch.isfinite(loss):
-            raise ValueError(f"the DSM loss became {loss.item()} at step {step}; lower lr (now {lr:g})")
+            _diverged(params, last_finite, loss, step, lr)
+        with torch.no_grad():
+            for keep, p in zip(last_finite, params):
+                keep.copy_(p)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         losses[step] = loss.detach()
     return TrainResult(losses=losses, steps=steps, noise=noise)
+
+
+def _diverged(params: list[Tensor], last_finite: list[Tensor], loss: Tensor, step: int, lr: float) -> None:
+    """Put back the weights of the last finite loss and say so (a diverged model left at
+    ~1e30 would fail again at once whatever ``lr`` it is given next)."""
+    with torch.no_grad():
+        for p, keep in zip(params, last_finite):
+            p.copy_(keep)
+    where = "the model's initial weights give" if step == 0 else f"training diverged: step {step} gave"
+    raise ValueError(
+        f"the DSM loss is not finite: {where} {loss.item()}. The model's weights were restored to "
+        f"those of the last finite loss (step {max(step - 1, 0)}); retry with a smaller lr "
+        f"(now {lr:g}) or check that the model returns finite values"
+    )
 
 
 def _time_sampler(t: float | None, t_range: tuple[float, float] | None, ref: Tensor):

@@ -13,7 +13,15 @@ import math
 import torch
 from torch import Tensor
 
-from ._checks import as_points, as_times, check_choice, check_generator, check_int, check_real
+from ._checks import (
+    as_points,
+    as_times,
+    check_choice,
+    check_float_dtype,
+    check_generator,
+    check_int,
+    check_real,
+)
 
 
 def alpha(t: Tensor | float) -> Tensor:
@@ -38,7 +46,14 @@ def time_for_sigma(s: float) -> float:
     Early stopping is usually specified this way: stop where the noise scale is ``gamma``.
     """
     s = check_real(s, "s", low=0.0, high=1.0, low_open=True, high_open=True)
-    return -0.5 * math.log1p(-s * s)
+    t = -0.5 * math.log1p(-s * s)
+    if t < _TINY:  # t ~ s^2 / 2 underflows: no float64 time has this noise scale
+        raise ValueError(f"s must be >= {math.sqrt(2 * _TINY):.3g} (smaller s give t = s^2/2 below "
+                         f"float64's normal range), got {s:g}")
+    return t
+
+
+_TINY = 2.2250738585072014e-308  # the smallest normal float64
 
 
 def perturb(
@@ -81,6 +96,7 @@ def time_grid(
     gamma = check_real(gamma, "gamma", low=0.0, high=T, low_open=True, high_open=True)
     n_steps = check_int(n_steps, "n_steps")
     check_choice(kind, "kind", ("log", "uniform"))
+    check_float_dtype(dtype)
     if kind == "log":
         return torch.logspace(math.log10(T), math.log10(gamma), n_steps + 1, dtype=dtype)
     return torch.linspace(T, gamma, n_steps + 1, dtype=dtype)

@@ -17,9 +17,11 @@ from torch import Tensor
 from ._checks import (
     ScoreFn,
     as_points,
+    call_score,
     check_callable,
     check_generator,
     check_int,
+    check_mixture,
     check_real,
 )
 from .mixtures import GaussianMixture
@@ -44,15 +46,15 @@ def _mean_se(v: Tensor) -> Estimate:
 
 
 def _draw(mixture: GaussianMixture, t: float, n: int, generator) -> Tensor:
-    if not isinstance(mixture, GaussianMixture):
-        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    check_mixture(mixture, "mixture")
     check_generator(generator)
     return mixture.sample(check_int(n, "n"), t=t, generator=generator)
 
 
 def _eval_score(score_fn: ScoreFn, x: Tensor, t: float) -> Tensor:
+    """``score_fn(x, t)`` in ``x``'s dtype; a wrong shape or a NaN is an error, not a result."""
     with torch.no_grad():
-        return score_fn(x, t).to(x.dtype)
+        return call_score(score_fn, x, t).to(x.dtype)
 
 
 # ----------------------------------------------------------------------- score errors
@@ -98,39 +100,66 @@ def dsm_objective(score_fn: ScoreFn, mixture: GaussianMixture, t: float, n: int 
 
 
 # ----------------------------------------------------------------------- distances in 1-D
-def _density_grid(p: GaussianMixture, q: GaussianMixture, t: float, points: int) -> Tensor:
-    centers = torch.cat([p.noised(t).means[:, 0], q.noised(t).means[:, 0]])
-    spread = torch.cat([p.noised(t).covariances[:, 0, 0], q.noised(t).covariances[:, 0, 0]]).sqrt().max()
-    return torch.linspace((centers.min() - 12 * spread).item(), (centers.max() + 12 * spread).item(),
-                          points, dtype=torch.float64)
+def _check_1d(g: object, name: str) -> GaussianMixture:
+    return check_mixture(g, name, d=1).to("cpu")  # quadrature is cheap; one device keeps it simple
+
+
+def _quadrature_grid(mixtures: tuple[GaussianMixture, ...], t: float, points: int) -> Tensor:
+    """Quadrature nodes for 1-D mixtures at time ``t``: a uniform grid over each cluster of
+    overlapping windows ``a_t m_k -/+ 12 sd_k``, with points shared out in proportion to
+    the cluster's length in units of its narrowest component. Far-apart components each get
+    their own fine grid (one uniform grid over all of them would step over a narrow one);
+    between clusters every density is below ``exp(-72)``."""
+    windows = []
+    for g in mixtures:
+        noised = g.noised(t)
+        centre, sd = noised.means[:, 0], noised.covariances[:, 0, 0].sqrt()
+        windows += [(c - 12 * v, c + 12 * v, v) for c, v in zip(centre.tolist(), sd.tolist())]
+    windows.sort()
+    clusters = [list(windows[0])]
+    for lo, hi, v in windows[1:]:
+        last = clusters[-1]
+        if lo <= last[1]:
+            last[1], last[2] = max(last[1], hi), min(last[2], v)
+        else:
+            clusters.append([lo, hi, v])
+    units = [(hi - lo) / v for lo, hi, v in clusters]
+    total = sum(units)
+    grids = [torch.linspace(lo, hi, max(3, round(points * u / total)), dtype=torch.float64)
+             for (lo, hi, _), u in zip(clusters, units)]
+    return torch.unique(torch.cat(grids))  # sorted
 
 
 def tv_1d(p: GaussianMixture, q: GaussianMixture, *, t: float = 0.0, points: int = 200_001) -> float:
     """Total variation ``(1/2) int |p_t - q_t|`` of two 1-D mixtures, by the trapezoid rule
-    on a grid covering 12 standard deviations around every component."""
-    for name, g in (("p", p), ("q", q)):
-        if not isinstance(g, GaussianMixture) or g.d != 1:
-            raise ValueError(f"{name} must be a one-dimensional GaussianMixture")
+    on about ``points`` nodes covering 12 standard deviations around every component (each
+    group of overlapping components gets its own uniform grid, so far-apart narrow
+    components are resolved)."""
+    p, q = _check_1d(p, "p"), _check_1d(q, "q")
     t = check_real(t, "t", low=0.0)
-    p, q = p.to("cpu"), q.to("cpu")  # quadrature is cheap; one device keeps it simple
-    x = _density_grid(p, q, t, check_int(points, "points", low=3))
+    x = _quadrature_grid((p, q), t, check_int(points, "points", low=3))
     diff = (p.log_prob(x[:, None], t).exp() - q.log_prob(x[:, None], t).exp()).abs()
     return 0.5 * torch.trapezoid(diff, x).item()
 
 
 def w1_to_mixture_1d(samples: Tensor, mixture: GaussianMixture, *, t: float = 0.0,
                      points: int = 200_001) -> float:
-    """``W1(empirical, q_t) = int |F_n(x) - F(x)| dx`` in 1-D, by the trapezoid rule."""
-    if not isinstance(mixture, GaussianMixture) or mixture.d != 1:
-        raise ValueError("mixture must be a one-dimensional GaussianMixture")
-    x = as_points(samples, "samples", 1, device="cpu").reshape(-1)
+    """``W1(empirical, q_t) = int |F_n(x) - F(x)| dx`` in 1-D, by the trapezoid rule.
+
+    The nodes are those of :func:`tv_1d` plus every sample point taken twice, with the left
+    and right limits of the step function ``F_n``: the rule is then exact wherever ``F`` is
+    flat (between far-apart components and beyond them), however far the samples lie.
+    """
+    mixture = _check_1d(mixture, "mixture")
+    x = torch.sort(as_points(samples, "samples", 1, device="cpu").reshape(-1)).values
     t = check_real(t, "t", low=0.0)
-    mixture = mixture.to("cpu")
-    grid = _density_grid(mixture, mixture, t, check_int(points, "points", low=3))
-    grid = torch.linspace(min(grid[0].item(), x.min().item() - 1), max(grid[-1].item(), x.max().item() + 1),
-                          grid.numel(), dtype=torch.float64)
-    emp = torch.searchsorted(torch.sort(x).values, grid, right=True).to(torch.float64) / x.numel()
-    return torch.trapezoid((emp - mixture.cdf(grid, t)).abs(), grid).item()
+    nodes = torch.unique(torch.cat([_quadrature_grid((mixture,), t, check_int(points, "points", low=3)), x]))
+    left = torch.searchsorted(x, nodes, right=False).to(torch.float64) / x.numel()
+    right = torch.searchsorted(x, nodes, right=True).to(torch.float64) / x.numel()
+    cdf = mixture.cdf(nodes, t)
+    grid = nodes.repeat_interleave(2)
+    gap = torch.stack([(left - cdf).abs(), (right - cdf).abs()], dim=1).reshape(-1)
+    return torch.trapezoid(gap, grid).item()
 
 
 def w1_1d(x: Tensor, y: Tensor) -> float:
@@ -174,19 +203,41 @@ def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int = 256, *, p: int
 def mmd(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
     """Unbiased squared MMD with the Gaussian kernel ``exp(-|u - v|^2 / (2 h^2))``.
 
-    ``h`` defaults to the median pairwise distance of the pooled sample.
+    ``h`` defaults to the median distance between distinct points of the pooled sample
+    (its first 2000 points).
     """
     x = as_points(x, "x")
     y = as_points(y, "y", x.shape[1])
     if x.shape[0] < 2 or y.shape[0] < 2:
         raise ValueError("x and y must each hold at least two points")
     if bandwidth is None:
-        pooled = torch.cat([x, y])[:2000]
-        h = torch.cdist(pooled, pooled).median().item()
+        h = _median_distance(torch.cat([x, y])[:2000])
     else:
         h = check_real(bandwidth, "bandwidth", low=0.0, low_open=True)
-    k = lambda a, b: torch.exp(-torch.cdist(a, b) ** 2 / (2 * h * h))  # noqa: E731
     n, m = x.shape[0], y.shape[0]
-    kxx = (k(x, x).sum() - n) / (n * (n - 1))
-    kyy = (k(y, y).sum() - m) / (m * (m - 1))
-    return (kxx + kyy - 2 * k(x, y).mean()).item()
+    kxx = _gaussian_kernel(x, x, h)
+    kyy = _gaussian_kernel(y, y, h)
+    # the unbiased form drops the diagonal terms k(x_i, x_i) (1 up to rounding of the distances)
+    kxx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
+    kyy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+    return (kxx + kyy - 2 * _gaussian_kernel(x, y, h).mean()).item()
+
+
+def _gaussian_kernel(a: Tensor, b: Tensor, h: float) -> Tensor:
+    """``exp(-|u - v|^2 / (2 h^2))``, scaling the distances first so that a tiny ``h`` gives
+    0 (not 0/0) off the diagonal; exact distances, so the diagonal is exactly 1."""
+    dist = torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist") / h
+    return torch.exp(-0.5 * dist * dist)
+
+
+def _median_distance(pooled: Tensor) -> float:
+    """The median distance over distinct pairs (the zero self-distances left out); if most
+    pairs coincide, the median of the nonzero distances; 1 if all points are equal (then
+    every bandwidth gives MMD 0)."""
+    i, j = torch.triu_indices(pooled.shape[0], pooled.shape[0], offset=1)
+    dist = torch.cdist(pooled, pooled, compute_mode="donot_use_mm_for_euclid_dist")[i, j]
+    h = dist.median().item()
+    if h == 0.0:
+        positive = dist[dist > 0]
+        h = positive.median().item() if positive.numel() else 1.0
+    return h

@@ -25,9 +25,11 @@ from ._checks import (
     as_points,
     as_tensor,
     as_times,
+    check_float_dtype,
     check_generator,
     check_int,
     check_real,
+    rel_tol,
 )
 
 # Rows per chunk are chosen so that the (rows, K, d) work arrays stay near this size.
@@ -66,24 +68,20 @@ class GaussianMixture:
         dtype: torch.dtype = DEFAULT_DTYPE,
         device: torch.device | str | None = None,
     ) -> None:
-        w = as_tensor(weights, "weights", dtype=dtype, device=device)
-        if w.ndim != 1 or w.numel() == 0:
-            raise ValueError(f"weights must have shape (K,), got {tuple(w.shape)}")
-        if (w <= 0).any():
-            raise ValueError("weights must all be > 0")
-        if abs(w.sum().item() - 1.0) > 1e-8:
-            raise ValueError(f"weights must sum to 1, got sum {w.sum().item():.10g}")
+        check_float_dtype(dtype)
+        w = _weights(weights, dtype, device)
         m = as_tensor(means, "means", dtype=dtype, device=device)
         if m.ndim == 1:
             m = m[:, None]
-        if m.ndim != 2 or m.shape[0] != w.shape[0]:
+        if m.ndim != 2 or m.shape[0] != w.shape[0] or m.shape[1] == 0:
             raise ValueError(
-                f"means must have shape (K, d) with K = {w.shape[0]} (the number of weights), "
-                f"got {tuple(m.shape)}"
+                f"means must have shape (K, d) with K = {w.shape[0]} (the number of weights) "
+                f"and d >= 1, got {tuple(m.shape)}"
             )
         self.weights, self.means = w, m
         self.K, self.d = m.shape
         self._set_covariances(as_tensor(covariances, "covariances", dtype=dtype, device=device))
+        _check_scale(m, self._evals)
         self._rotated_means = self._rotate(m[None])[0] if self._evecs is not None else m
 
     # ----------------------------------------------------------------- construction
@@ -102,7 +100,7 @@ class GaussianMixture:
             if cov.shape != (K, d, d):
                 raise ValueError(f"covariances must have shape ({K}, {d}, {d}), got {tuple(cov.shape)}")
             scale = cov.abs().amax(dim=(-2, -1), keepdim=True)
-            if ((cov - cov.transpose(-2, -1)).abs() > 1e-10 * scale).any():
+            if ((cov - cov.transpose(-2, -1)).abs() > rel_tol(cov.dtype, d) * scale).any():
                 raise ValueError("covariances must be symmetric")
             self._evals, self._evecs = torch.linalg.eigh(0.5 * (cov + cov.transpose(-2, -1)))
         else:
@@ -181,8 +179,14 @@ class GaussianMixture:
 
     # ----------------------------------------------------------------- exact quantities
     def log_prob(self, x: Tensor, t: Tensor | float = 0.0) -> Tensor:
-        """``log q_t(x)`` for points ``x`` of shape ``(n, d)``; shape ``(n,)``."""
-        return self._map(x, t, lambda nz: nz.log_prob, lambda pt: pt[1])
+        """``log q_t(x)`` for points ``x`` of shape ``(n, d)``; shape ``(n,)``.
+
+        One time or one per row take the same path: each component's quadratic form is
+        computed from ``x - a_t m_k`` directly. (The expanded precision form that serves
+        ``score`` cancels large terms for narrow components far from the mixture's mean,
+        which the log-density, unlike the score, does not forgive.)
+        """
+        return self._map(x, t, lambda nz: nz.log_prob)
 
     def score(self, x: Tensor, t: Tensor | float = 0.0) -> Tensor:
         """The exact score ``grad log q_t(x) = sum_k r_k(x) C_k^{-1}(a_t m_k - x)``.
@@ -297,6 +301,39 @@ class GaussianMixture:
         return torch.einsum("kde,nke->nd", self._evecs, v)
 
 
+def _weights(weights: object, dtype: torch.dtype, device) -> Tensor:
+    """Positive weights summing to 1 up to rounding in the dtype they were computed in
+    (float32 softmax weights miss 1 by ~1e-7), renormalised so they sum to 1 in ``dtype``."""
+    source = weights.dtype if isinstance(weights, Tensor) and weights.is_floating_point() else dtype
+    w = as_tensor(weights, "weights", dtype=dtype, device=device)
+    if w.ndim != 1 or w.numel() == 0:
+        raise ValueError(f"weights must have shape (K,) with K >= 1, got {tuple(w.shape)}")
+    if (w <= 0).any():
+        raise ValueError(f"weights must all be > 0, got min {w.min().item():.3g}")
+    total = w.sum().item()
+    tol = rel_tol(source if torch.finfo(source).eps > torch.finfo(dtype).eps else dtype, w.numel())
+    if abs(total - 1.0) > tol:
+        raise ValueError(f"weights must sum to 1 (to within {tol:.2g}), got sum {total:.10g}")
+    return w / w.sum()
+
+
+# The largest |m_k|^2 / l_k (squared mean over component variance, along each axis) that
+# keeps the quadratic forms of the exact score finite and accurate in the dtype.
+_SCALE_MARGIN = 1e-8
+
+
+def _check_scale(means: Tensor, evals: Tensor) -> None:
+    """Refuse parameters whose squared scales overflow the dtype (the score would be NaN)."""
+    limit = torch.finfo(means.dtype).max * _SCALE_MARGIN
+    m2 = means.double().abs().amax() ** 2  # float64 even for float32 parameters: no overflow here
+    ratio, big = (m2 / evals.double().amin()).item(), max(evals.double().amax().item(), m2.item())
+    if not (ratio < limit and big < limit):
+        raise ValueError(
+            f"means and covariances are out of range for {means.dtype}: need max|m|^2 / min variance "
+            f"and max variance below {limit:.3g}, got {ratio:.3g} and {big:.3g}"
+        )
+
+
 def _normalise(joint: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(log softmax, logsumexp, softmax)`` over the last axis with one ``exp`` (torch's
     ``logsumexp`` is slow for the few components a mixture has)."""
@@ -311,19 +348,26 @@ def _normalise(joint: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 def symmetric_two(mu: object, *, dtype: torch.dtype = DEFAULT_DTYPE) -> GaussianMixture:
     """``0.5 N(mu, I) + 0.5 N(-mu, I)``, the mixture of Shah et al. (2023); its score is
     ``tanh(mu_t . x) mu_t - x`` with ``mu_t = exp(-t) mu``."""
-    mu = as_tensor(mu, "mu", dtype=dtype)
-    if mu.ndim != 1:
-        raise ValueError(f"mu must be a vector of shape (d,), got {tuple(mu.shape)}")
+    mu = as_tensor(mu, "mu", dtype=check_float_dtype(dtype))
+    if mu.ndim != 1 or mu.numel() == 0:
+        raise ValueError(f"mu must be a vector of shape (d,) with d >= 1, got {tuple(mu.shape)}")
     w = torch.tensor([0.5, 0.5], dtype=dtype, device=mu.device)
     return GaussianMixture(w, torch.stack([mu, -mu]), 1.0, dtype=dtype, device=mu.device)
+
+
+R_MAX = 1e6  # the largest separation hardness_pair accepts (see its docstring)
 
 
 def hardness_pair(eta: float, R: float) -> tuple[GaussianMixture, GaussianMixture]:
     """The pair of Gupta et al. (2024): ``p1 = (1-eta) N(0,1) + eta N(-R,1)`` and
     ``p2 = (1-eta) N(0,1) + eta N(R,1)``; hard to tell apart from ``o(1/eta)`` samples,
-    yet their scores differ by about ``eta R^2`` in squared L2."""
+    yet their scores differ by about ``eta R^2`` in squared L2.
+
+    ``R`` is at most ``1e6``: the exact score at one time carries an absolute rounding error
+    of about ``eps R`` (``1e-10`` at ``R = 1e6`` in float64), and far beyond that nothing is left.
+    """
     eta = check_real(eta, "eta", low=0.0, high=1.0, low_open=True, high_open=True)
-    R = check_real(R, "R", low=0.0, low_open=True)
+    R = check_real(R, "R", low=0.0, high=R_MAX, low_open=True)
     w = [1.0 - eta, eta]
     return GaussianMixture(w, [0.0, -R]), GaussianMixture(w, [0.0, R])
 
@@ -333,6 +377,8 @@ def equal_weights(means: object, variance: float = 1.0) -> GaussianMixture:
     m = as_tensor(means, "means")
     if m.ndim == 1:
         m = m[:, None]
+    if m.ndim != 2 or m.numel() == 0:
+        raise ValueError(f"means must have shape (K,) or (K, d) with K, d >= 1, got {tuple(m.shape)}")
     variance = check_real(variance, "variance", low=0.0, low_open=True)
     K = m.shape[0]
     return GaussianMixture(torch.full((K,), 1.0 / K, dtype=m.dtype, device=m.device), m, variance, device=m.device)

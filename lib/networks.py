@@ -13,10 +13,12 @@ output ``g(x, t)`` can be read three ways, all giving a score estimate ``f(x, t)
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
-from ._checks import as_points, as_times, check_choice, check_int
+from ._checks import as_points, as_times, check_bool, check_choice, check_float_dtype, check_int, check_seed
 
 PARAMETERIZATIONS = ("score", "noise", "mean")
 
@@ -52,7 +54,10 @@ class ScoreMLP(nn.Module):
         width = check_int(width, "width")
         hidden_layers = check_int(hidden_layers, "hidden_layers")
         self.parameterization = check_choice(parameterization, "parameterization", PARAMETERIZATIONS)
-        self.time_features = bool(time_features)
+        self.time_features = check_bool(time_features, "time_features")
+        check_float_dtype(dtype)
+        if seed is not None:
+            seed = check_seed(seed)
         sizes = [self.d + (3 if self.time_features else 0)] + [width] * hidden_layers + [self.d]
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
@@ -93,11 +98,31 @@ def time_features(a: Tensor, s2: Tensor) -> Tensor:
     return torch.cat([a, torch.sqrt(s2), 0.25 * torch.log(s2.clamp_min(1e-12))], dim=-1)
 
 
+# The "mean" read-out divides ``a_t g - x`` (a difference of O(1) numbers, each rounded to
+# the dtype's eps) by ``s_t^2``: its relative error is about eps / s_t^2 for unit-scale data,
+# so times with ``s_t^2 < MEAN_MIN_S2 eps`` (error above ~0.1%) are refused.
+MEAN_MIN_S2 = 1e3
+
+
+def mean_min_time(dtype: torch.dtype) -> float:
+    """The smallest ``t`` the ``"mean"`` read-out accepts in ``dtype`` (6e-5 in float32)."""
+    return -0.5 * math.log1p(-MEAN_MIN_S2 * torch.finfo(dtype).eps)
+
+
 def read_out(g: Tensor, x: Tensor, a: Tensor, s2: Tensor, parameterization: str) -> Tensor:
     """The score estimate from a raw output ``g``: ``g`` (``"score"``), ``-g / s_t``
-    (``"noise"``) or ``(a_t g - x) / s_t^2`` (``"mean"``), as in the module docstring."""
+    (``"noise"``) or ``(a_t g - x) / s_t^2`` (``"mean"``), as in the module docstring.
+
+    The ``"mean"`` read-out refuses ``t`` below :func:`mean_min_time` of ``g``'s dtype, where
+    rounding ``g`` alone would make the score wrong by more than ~0.1%."""
     if parameterization == "noise":
         return -g / torch.sqrt(s2)
     if parameterization == "mean":
+        if (s2 < MEAN_MIN_S2 * torch.finfo(g.dtype).eps).any():
+            raise ValueError(
+                f"t must be >= {mean_min_time(g.dtype):.2g} for the 'mean' parameterization in {g.dtype} "
+                "(below it the read-out (a_t g - x) / s_t^2 loses its digits to rounding); use "
+                "float64 or the 'noise' parameterization"
+            )
         return (a * g - x) / s2
     return g

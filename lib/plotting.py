@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import torch
 from cycler import cycler
 
-from ._checks import check_int, check_real
+from ._checks import check_int, check_mixture, check_real
 from .mixtures import GaussianMixture
 
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -48,13 +48,15 @@ def use_style() -> None:
 def plot_density_and_score_1d(mixture: GaussianMixture, times: list[float], *, xlim: tuple[float, float] = (-6, 6),
                               axes=None):
     """Densities ``q_t`` (left) and exact scores ``grad log q_t`` (right) of a 1-D mixture."""
-    if not isinstance(mixture, GaussianMixture) or mixture.d != 1:
-        raise ValueError("mixture must be a one-dimensional GaussianMixture")
+    check_mixture(mixture, d=1)
+    if not isinstance(times, (list, tuple)) or not times:
+        raise TypeError(f"times must be a non-empty list of times >= 0, got {times!r}")
+    times = [check_real(t, "times", low=0.0) for t in times]
+    lo, hi = _limits(xlim, "xlim")
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-    x = torch.linspace(*xlim, 800, dtype=torch.float64)[:, None]
+    x = torch.linspace(lo, hi, 800, dtype=torch.float64)[:, None]
     for t in times:
-        t = check_real(t, "times", low=0.0)
         axes[0].plot(x[:, 0], mixture.log_prob(x, t).exp().cpu(), label=f"t = {t:g}")
         axes[1].plot(x[:, 0], mixture.score(x, t)[:, 0].cpu(), label=f"t = {t:g}")
     axes[0].set(xlabel="x", ylabel="density $q_t(x)$")
@@ -65,9 +67,9 @@ def plot_density_and_score_1d(mixture: GaussianMixture, times: list[float], *, x
 
 def plot_score_field_2d(mixture: GaussianMixture, t: float, *, lim: float = 4.5, arrows: int = 17, ax=None):
     """Density of ``q_t`` (filled contours) with the exact score field (arrows) in 2-D."""
-    if not isinstance(mixture, GaussianMixture) or mixture.d != 2:
-        raise ValueError("mixture must be a two-dimensional GaussianMixture")
+    check_mixture(mixture, d=2)
     t = check_real(t, "t", low=0.0)
+    lim = check_real(lim, "lim", low=0.0, low_open=True)
     arrows = check_int(arrows, "arrows", low=2)
     ax = ax or plt.subplots(figsize=(4, 4))[1]
     g = torch.linspace(-lim, lim, 200, dtype=torch.float64)
@@ -85,3 +87,12 @@ def plot_score_field_2d(mixture: GaussianMixture, t: float, *, lim: float = 4.5,
     ax.set(xlabel="$x_1$", ylabel="$x_2$", title=f"$t = {t:g}$", aspect="equal", xlim=(-lim, lim), ylim=(-lim, lim))
     ax.grid(False)
     return ax
+
+
+def _limits(value: object, name: str) -> tuple[float, float]:
+    """A pair ``(low, high)`` of finite numbers with ``low < high``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (low, high), got {value!r}")
+    lo = check_real(value[0], f"{name}[0]")
+    hi = check_real(value[1], f"{name}[1]", low=lo, low_open=True)
+    return lo, hi

@@ -12,6 +12,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from ._checks import check_callable, check_real
+
 
 def widgets_enabled() -> bool:
     """Whether to show live widgets: ipywidgets importable, an IPython kernel running,
@@ -33,16 +35,11 @@ def explore(draw: Callable[..., Any], controls: dict[str, tuple]) -> None:
     ``controls`` maps each argument to ``(low, high, step, default)``; integer bounds give
     an integer slider. Without live widgets, ``draw`` runs once at the defaults.
     """
-    if not callable(draw):
-        raise TypeError("draw must be callable")
+    check_callable(draw, "draw")
     if not isinstance(controls, dict) or not controls:
         raise ValueError("controls must be a non-empty dict name -> (low, high, step, default)")
     for name, spec in controls.items():
-        if not (isinstance(spec, tuple) and len(spec) == 4):
-            raise ValueError(f"controls[{name!r}] must be (low, high, step, default), got {spec!r}")
-        low, high, _, default = spec
-        if not low <= default <= high:
-            raise ValueError(f"controls[{name!r}]: default {default} outside [{low}, {high}]")
+        _check_control(name, spec)
     defaults = {k: v[3] for k, v in controls.items()}
     if not widgets_enabled():
         draw(**defaults)
@@ -55,3 +52,16 @@ def explore(draw: Callable[..., Any], controls: dict[str, tuple]) -> None:
         sliders[name] = kind(min=low, max=high, step=step, value=default, description=name,
                              continuous_update=False)
     w.interact(draw, **sliders)
+
+
+def _check_control(name: object, spec: object) -> None:
+    """``spec = (low, high, step, default)``: numbers, ``low < high``, ``step > 0``,
+    ``default`` in ``[low, high]``; ``name`` a keyword of ``draw``."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(f"controls keys must be argument names of draw, got {name!r}")
+    if not (isinstance(spec, tuple) and len(spec) == 4):
+        raise ValueError(f"controls[{name!r}] must be (low, high, step, default), got {spec!r}")
+    low = check_real(spec[0], f"controls[{name!r}] low")
+    check_real(spec[1], f"controls[{name!r}] high", low=low, low_open=True)
+    check_real(spec[2], f"controls[{name!r}] step", low=0.0, low_open=True)
+    check_real(spec[3], f"controls[{name!r}] default", low=low, high=spec[1])

@@ -38,7 +38,7 @@ def test_explore_draws_static_figure_when_widgets_are_off(monkeypatch):
 def test_explore_bad_controls():
     with pytest.raises(ValueError, match="controls must be a non-empty dict"):
         lib.explore(print, {})
-    with pytest.raises(ValueError, match="default 5 outside"):
+    with pytest.raises(ValueError, match=r"default must lie in \[0, 1\], got 5"):
         lib.explore(print, {"a": (0, 1, 1, 5)})
     with pytest.raises(TypeError, match="draw must be callable"):
         lib.explore(3, {"a": (0, 1, 1, 0)})

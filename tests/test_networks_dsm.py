@@ -134,7 +134,7 @@ def test_train_bad_inputs():
         lib.train_dsm(net, x0, t=0.1, steps=1, noise="none")
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         lib.train_dsm(lambda x, t: x, x0, t=0.1)
-    with pytest.raises(ValueError, match="lower lr"):
+    with pytest.raises(ValueError, match="smaller lr"):
         lib.train_dsm(ScoreMLP(1, seed=0), torch.randn(10, 1), t=0.1, steps=50, lr=1e6, optimizer="sgd", progress=False)
     with pytest.raises(ValueError, match="t must be > 0"):
         lib.dsm_loss(net, x0, 0.0)

@@ -48,7 +48,7 @@ def test_both_integrators_reproduce_a_2d_mixture():
 
 def test_sampler_with_a_network_builds_no_graph():
     net = lib.ScoreMLP(1, 8, seed=0)
-    x = lib.sample(net, 50, 1, n_steps=5)
+    x = lib.sample(net, 50, 1, n_steps=60)
     assert not x.requires_grad and x.dtype == torch.float64
     assert all(p.grad is None for p in net.parameters())
 
@@ -63,8 +63,8 @@ def test_sampler_bad_inputs():
         lib.sample(mix.score, 10, 1, x_T=torch.zeros(5, 1))
     with pytest.raises(ValueError, match="gamma must lie in"):
         lib.sample(mix.score, 10, 1, T=1.0, gamma=1.0)
-    with pytest.raises(ValueError, match="not finite"):
-        lib.sample(lambda x, t: x * float("inf"), 10, 1, n_steps=2)
+    with pytest.raises(ValueError, match="score_fn returned non-finite values"):
+        lib.sample(lambda x, t: x * float("inf"), 10, 1, n_steps=60)
 
 
 def test_l2_error_of_a_shift_is_exact():
@@ -130,7 +130,7 @@ def test_metric_bad_inputs():
         lib.quantile_error(torch.ones(10), 1.0)
     with pytest.raises(ValueError, match="errors must have shape"):
         lib.quantile_error(torch.ones(1), 0.1)
-    with pytest.raises(ValueError, match="one-dimensional"):
+    with pytest.raises(ValueError, match="d = 1"):
         lib.tv_1d(mix, lib.demo_2d())
     with pytest.raises(ValueError, match="y must have d = 2"):
         lib.sliced_wasserstein(torch.zeros(5, 2), torch.zeros(5, 3))
@@ -140,5 +140,5 @@ def test_metric_bad_inputs():
         lib.mmd(torch.zeros(5, 2), torch.ones(5, 2), bandwidth=-1.0)
     with pytest.raises(ValueError, match="x must be finite"):
         lib.w1_1d(torch.tensor([[float("nan")]]), torch.zeros(3, 1))
-    with pytest.raises(ValueError, match="mixture must be a one-dimensional"):
+    with pytest.raises(ValueError, match=r"mixture must be a GaussianMixture in d = 1"):
         lib.w1_to_mixture_1d(torch.zeros(3, 1), lib.demo_2d())
