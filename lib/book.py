@@ -58,16 +58,16 @@ def record(name: str, value: object) -> None:
         raise ValueError(f"name must be a non-empty glue key without spaces, got {name!r}")
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"record({name!r}) needs a single number, got shape {tuple(value.shape)}")
+            raise ValueError(f"value of record({name!r}) must be a single number, got shape {tuple(value.shape)}")
         value = value.item()
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, Real) and not isinstance(value, (bool, int)):
         value = float(value)
         if not math.isfinite(value):
-            raise ValueError(f"record({name!r}) got {value}; results quoted in the text must be finite")
+            raise ValueError(f"value of record({name!r}) must be finite (the text quotes it), got {value}")
     elif not isinstance(value, (int, str)):
-        raise TypeError(f"record({name!r}) takes a number or a string, got {type(value).__name__}")
+        raise TypeError(f"value of record({name!r}) must be a number or a string, got {type(value).__name__}")
     try:
         from myst_nb import glue
     except ImportError:  # no book toolchain: show the number instead of gluing it

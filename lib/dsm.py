@@ -121,8 +121,8 @@ def train_dsm(
     model's own (see :class:`lib.networks.ScoreMLP`'s ``seed``).
 
     If the loss becomes non-finite (the step size is too large), the model's weights are
-    set back to those of the last step with a finite loss before the error is raised, so
-    the same model can be trained again with a smaller ``lr``.
+    set back to those it had before the call and an error is raised, so the same model can
+    be trained again with a smaller ``lr``.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -145,7 +145,7 @@ def train_dsm(
     if noise == "fixed":
         fixed_t, fixed_z = sample_t(m, gen), torch.randn(x0.shape, generator=gen, dtype=x0.dtype, device=x0.device)
     losses = torch.empty(steps, dtype=torch.float64)
-    last_finite = [p.detach().clone() for p in params]
+    initial = [p.detach().clone() for p in params]
     for step in tqdm(range(steps), desc="DSM training", disable=not progress, leave=False):
         idx = None if batch == m else torch.randperm(m, generator=gen, device=x0.device)[:batch]
         xb = x0 if idx is None else x0[idx]
@@ -157,10 +157,7 @@ def train_dsm(
             zb = torch.randn(xb.shape, generator=gen, dtype=x0.dtype, device=x0.device)
         loss = _loss(model, xb, tb, zb, weighting)
         if not torch.isfinite(loss):
-            _diverged(params, last_finite, loss, step, lr)
-        with torch.no_grad():
-            for keep, p in zip(last_finite, params):
-                keep.copy_(p)
+            _diverged(params, initial, loss, step, lr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -168,17 +165,18 @@ def train_dsm(
     return TrainResult(losses=losses, steps=steps, noise=noise)
 
 
-def _diverged(params: list[Tensor], last_finite: list[Tensor], loss: Tensor, step: int, lr: float) -> None:
-    """Put back the weights of the last finite loss and say so (a diverged model left at
-    ~1e30 would fail again at once whatever ``lr`` it is given next)."""
+def _diverged(params: list[Tensor], initial: list[Tensor], loss: Tensor, step: int, lr: float) -> None:
+    """Put back the weights the model had before training and say so: a diverged model left
+    at ~1e30 (or at the last finite but already huge weights) fails again whatever ``lr``
+    it is given next."""
     with torch.no_grad():
-        for p, keep in zip(params, last_finite):
+        for p, keep in zip(params, initial):
             p.copy_(keep)
     where = "the model's initial weights give" if step == 0 else f"training diverged: step {step} gave"
     raise ValueError(
         f"the DSM loss is not finite: {where} {loss.item()}. The model's weights were restored to "
-        f"those of the last finite loss (step {max(step - 1, 0)}); retry with a smaller lr "
-        f"(now {lr:g}) or check that the model returns finite values"
+        f"those it had before this call; retry with a smaller lr (now {lr:g}) or check that the "
+        "model returns finite values"
     )
 
 

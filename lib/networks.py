@@ -95,6 +95,9 @@ class ScoreMLP(nn.Module):
 def time_features(a: Tensor, s2: Tensor) -> Tensor:
     """The time inputs ``(a_t, s_t, log(s_t^2) / 4)`` stacked on the last axis: ``log s_t^2``
     resolves small times, ``a_t`` and ``s_t`` cover the rest of ``[0, inf)``."""
+    for name, v in (("a", a), ("s2", s2)):
+        if not isinstance(v, Tensor) or not v.is_floating_point():
+            raise TypeError(f"{name} must be a floating tensor, got {type(v).__name__}")
     return torch.cat([a, torch.sqrt(s2), 0.25 * torch.log(s2.clamp_min(1e-12))], dim=-1)
 
 
@@ -106,6 +109,7 @@ MEAN_MIN_S2 = 1e3
 
 def mean_min_time(dtype: torch.dtype) -> float:
     """The smallest ``t`` the ``"mean"`` read-out accepts in ``dtype`` (6e-5 in float32)."""
+    check_float_dtype(dtype)
     return -0.5 * math.log1p(-MEAN_MIN_S2 * torch.finfo(dtype).eps)
 
 
@@ -115,6 +119,7 @@ def read_out(g: Tensor, x: Tensor, a: Tensor, s2: Tensor, parameterization: str)
 
     The ``"mean"`` read-out refuses ``t`` below :func:`mean_min_time` of ``g``'s dtype, where
     rounding ``g`` alone would make the score wrong by more than ~0.1%."""
+    check_choice(parameterization, "parameterization", PARAMETERIZATIONS)
     if parameterization == "noise":
         return -g / torch.sqrt(s2)
     if parameterization == "mean":
