@@ -60,7 +60,7 @@ CASES: list[tuple[str, object, type, str]] = []
 
 def bad(target: object, call, exc: type, match: str) -> None:
     """One row: ``call()`` must raise ``exc`` with a message matching ``match``."""
-    CASES.append((getattr(target, "__qualname__", str(target)), call, exc, match))
+    CASES.append((target if isinstance(target, str) else target.__qualname__, call, exc, match))
 
 
 # ---------------------------------------------------------------- lib.forward
@@ -162,7 +162,7 @@ bad(SM.forward, lambda: NET(X2, torch.ones(3)), ValueError, r"t must be a scalar
 bad(SM.forward, lambda: NET("x", 0.1), TypeError, "x must be a tensor")
 bad(SM.forward, lambda: SM(2, 8, parameterization="mean", seed=0)(X2.float(), 1e-8), ValueError,
     "t must be >= .* for the 'mean' parameterization")
-bad(networks.mean_min_time, lambda: networks.mean_min_time(torch.int64), TypeError, "dtype must be a floating")
+bad("mean_min_time", lambda: networks.mean_min_time(torch.int64), TypeError, "dtype must be a floating")
 bad(networks.read_out, lambda: networks.read_out(X2, X2, torch.ones(4, 1), torch.ones(4, 1), "velocity"),
     ValueError, "parameterization must be one of")
 bad(networks.time_features, lambda: networks.time_features("a", torch.ones(4, 1)), TypeError, "a must be a floating")
@@ -220,8 +220,8 @@ bad(S, lambda: S(exact, 3, 2, x_T=torch.zeros(3, 1)), ValueError, "x_T must have
 bad(S, lambda: S(exact, 3, 2, generator=1), TypeError, "generator must be a torch.Generator")
 bad(S, lambda: S(exact, 3, 2, progress="no"), TypeError, "progress must be True or False")
 bad(S, lambda: S("f", 3, 2), TypeError, "score_fn must be callable")
-bad(sampling.amplification, lambda: sampling.amplification(10.0, 1e-3, 0), ValueError, "n_steps must be >= 1")
-bad(sampling.amplification, lambda: sampling.amplification(10.0, 1e-3, 5, method="rk4"), ValueError,
+bad("amplification", lambda: sampling.amplification(10.0, 1e-3, 0), ValueError, "n_steps must be >= 1")
+bad("amplification", lambda: sampling.amplification(10.0, 1e-3, 5, method="rk4"), ValueError,
     "method must be one of")
 
 # ---------------------------------------------------------------- lib.metrics
