@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ._checks import as_points, as_tensor, check_choice, check_generator, check_int, check_real
+from ._checks import as_points, as_tensor, check_bool, check_choice, check_generator, check_int, check_real
 from .dsm import dsm_loss
 
 PARAMETERS = ("mu_t", "mu")
@@ -237,7 +237,7 @@ def gd_ddpm(x0: Tensor, init: Tensor, t: float, *, steps: int = 100, lr: float =
     losses = torch.empty(steps + 1, dtype=torch.float64)
     z = torch.empty_like(x0)
     sum_sq_x0 = torch.vdot(x0.reshape(-1), x0.reshape(-1))
-    for k in tqdm(range(steps + 1), desc="GD on L_t", disable=not progress, leave=False):
+    for k in tqdm(range(steps + 1), desc="GD on L_t", disable=not check_bool(progress, "progress"), leave=False):
         if k == 0 or noise == "fresh":
             _normal_(z, generator)
         loss, grad = _loss_and_grad(theta, x0, z, a, s, sum_sq_x0)
@@ -282,7 +282,7 @@ def em(x0: Tensor, init: Tensor, *, steps: int = 50, progress: bool = False) -> 
     steps = check_int(steps, "steps")
     traj = torch.empty((steps + 1, *init.shape), dtype=init.dtype, device=init.device)
     traj[0] = init
-    for k in tqdm(range(steps), desc="EM", disable=not progress, leave=False):
+    for k in tqdm(range(steps), desc="EM", disable=not check_bool(progress, "progress"), leave=False):
         traj[k + 1] = _em_step(traj[k], x0)
     return traj
 

@@ -329,6 +329,8 @@ bad(GL.em, lambda: GL.em(X0, MU, steps=0), ValueError, "steps must be >= 1")
 bad(GL.em_step, lambda: GL.em_step(MU, X0[:, :1]), ValueError, "x0 must have d = 2")
 bad(GL.gd_ddpm, lambda: GL.gd_ddpm(X0, MU, 0.1, noise="x"), ValueError, "noise must be one of")
 bad(GL.gd_ddpm, lambda: GL.gd_ddpm(X0, MU, 0.1, lr=-1.0), ValueError, "lr must lie in")
+bad(GL.em, lambda: GL.em(X0, MU, progress="no"), TypeError, "progress must be True or False")
+bad(GL.gd_ddpm, lambda: GL.gd_ddpm(X0, MU, 0.1, progress="no"), TypeError, "progress must be True or False")
 bad(GL.power_iteration, lambda: GL.power_iteration(X0, MU[0], steps=0), ValueError, "steps must be >= 1")
 bad(GL.gradient_em_cosine, lambda: GL.gradient_em_cosine(MU, X0, 0.1, noise_draws=0), ValueError,
     "noise_draws must be >= 1")
