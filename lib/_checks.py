@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -32,23 +33,15 @@ def as_tensor(
         check_float_dtype(dtype)
     if isinstance(value, Tensor):
         out = value
-    elif isinstance(value, (Real, list, tuple)) and not isinstance(value, bool):
+    elif isinstance(value, (Real, list, tuple, np.ndarray, np.generic)) and not isinstance(value, bool):
         try:
-            out = torch.as_tensor(value, dtype=dtype or DEFAULT_DTYPE)
+            lists = isinstance(value, (Real, list, tuple)) and not isinstance(value, np.generic)
+            out = torch.as_tensor(value, dtype=dtype or DEFAULT_DTYPE) if lists else torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError) as err:
-            # nested lists holding strings, None or ragged rows
+            # nested lists holding strings, None or ragged rows; arrays of strings or objects
             raise TypeError(f"{name} must hold real numbers in a regular (rectangular) array: {err}") from None
     else:
-        try:
-            import numpy as np
-        except ImportError:  # pragma: no cover - numpy ships with torch
-            np = None
-        if np is not None and isinstance(value, (np.ndarray, np.generic)):
-            out = torch.as_tensor(value)
-        else:
-            raise TypeError(
-                f"{name} must be a tensor, array or number, got {type(value).__name__}"
-            )
+        raise TypeError(f"{name} must be a tensor, array or number, got {type(value).__name__}")
     if out.is_complex() or not (out.is_floating_point() or out.dtype in _INT_DTYPES):
         raise TypeError(f"{name} must hold real numbers, got dtype {out.dtype}")
     if dtype is not None or not out.is_floating_point():
@@ -136,13 +129,8 @@ def check_seed(value: object, name: str = "seed") -> int:
 
 def check_bool(value: object, name: str) -> bool:
     """``True`` or ``False`` (a string such as ``"no"`` is refused: it would read as true)."""
-    if not isinstance(value, bool):
-        try:
-            import numpy as np
-        except ImportError:  # pragma: no cover - numpy ships with torch
-            np = None
-        if np is None or not isinstance(value, np.bool_):
-            raise TypeError(f"{name} must be True or False, got {value!r}")
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 

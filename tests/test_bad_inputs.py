@@ -97,6 +97,9 @@ bad(F.time_grid, lambda: F.time_grid(math.inf, 1e-3, 5), ValueError, "T must be 
 # ---------------------------------------------------------------- lib.mixtures
 GM = lib.GaussianMixture
 bad(GM, lambda: GM(["a", "b"], [0.0, 1.0]), TypeError, "weights must hold real numbers")
+bad(GM, lambda: GM(np.array(["a", "b"]), [0.0, 1.0]), TypeError, "weights must hold real numbers")
+bad(GM, lambda: GM([0.5, 0.5], np.array([None, 1.0], dtype=object)), TypeError, "means must hold real numbers")
+bad(GM, lambda: GM([True, False], [0.0, 1.0]), ValueError, "weights must all be > 0")
 bad(GM, lambda: GM([0.5, 0.5], [0.0, 1.0], dtype=torch.int64), TypeError, "dtype must be a floating")
 bad(GM, lambda: GM([0.5, 0.6], [0.0, 1.0]), ValueError, "weights must sum to 1")
 bad(GM, lambda: GM([1.2, -0.2], [0.0, 1.0]), ValueError, "weights must all be > 0")

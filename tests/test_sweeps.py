@@ -267,3 +267,22 @@ def test_config_keys_normalise_equal_numbers():
     assert config_key({"m": np.int64(3), "x": np.float64(0.5)}) == config_key({"m": 3, "x": 0.5})
     assert config_key({"lr": 1}) != config_key({"lr": 1.5})
     assert config_key({"lr": 0.1}) != config_key({"lr": 0.1 + 1e-12})
+
+
+def test_save_fsyncs_the_file_before_the_rename(tmp_path, monkeypatch):
+    cache = SweepCache(tmp_path)
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("fsync-dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync-file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    cache.save({"i": 0}, _value({"i": 0}))
+    assert events == ["fsync-file", "rename", "fsync-dir"]
