@@ -70,6 +70,9 @@ def sample(
     ``score_fn(x, t)`` is any score: a mixture's exact ``score`` or a trained network.
     ``x_T`` replaces the ``N(0, I)`` start (for paired comparisons of two scores).
     Runs without autograd: a network's parameters get no graph and no gradients.
+    Warns (``RuntimeWarning``) when ``n_steps`` is too few for the grid to be stable and
+    names a count that is enough (module docstring: 49 with the defaults); a score that
+    returns the wrong shape or a non-finite value is an error naming ``score_fn``.
     """
     check_callable(score_fn, "score_fn")
     n, d = check_int(n, "n"), check_int(d, "d")
