@@ -311,14 +311,15 @@ def _weights(weights: object, dtype: torch.dtype, device) -> Tensor:
     if (w <= 0).any():
         raise ValueError(f"weights must all be > 0, got min {w.min().item():.3g}")
     total = w.sum().item()
-    tol = rel_tol(source if torch.finfo(source).eps > torch.finfo(dtype).eps else dtype, w.numel())
+    coarser = max(source, dtype, key=lambda d: torch.finfo(d).eps)
+    tol = rel_tol(coarser, w.numel())
     if abs(total - 1.0) > tol:
         raise ValueError(f"weights must sum to 1 (to within {tol:.2g}), got sum {total:.10g}")
     return w / w.sum()
 
 
-# The largest |m_k|^2 / l_k (squared mean over component variance, along each axis) that
-# keeps the quadratic forms of the exact score finite and accurate in the dtype.
+# Squared means over variances (and the variances themselves) must stay this far below the
+# dtype's largest number, so that the quadratic forms of the exact score stay finite.
 _SCALE_MARGIN = 1e-8
 
 
