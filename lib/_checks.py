@@ -47,7 +47,7 @@ def as_tensor(
     if dtype is not None or not out.is_floating_point():
         out = out.to(dtype=dtype or DEFAULT_DTYPE)
     if device is not None:
-        out = out.to(device)
+        out = out.to(check_device(device))
     if not torch.isfinite(out).all():
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return out
@@ -111,6 +111,22 @@ def check_float_dtype(dtype: object, name: str = "dtype") -> torch.dtype:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"{name} must be a floating torch dtype such as torch.float64 or torch.float32, got {dtype!r}")
     return dtype
+
+
+def check_device(device: object, name: str = "device") -> torch.device | None:
+    """``None`` (keep where the data is) or a device torch knows and this machine has."""
+    if device is None:
+        return None
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
+        raise TypeError(f"{name} must be None, a string such as 'cpu' or 'cuda', or a torch.device, "
+                        f"got {type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"{name} must name a torch device such as 'cpu' or 'cuda': {err}") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"{name} {str(dev)!r} is not available on this machine")
+    return dev
 
 
 def rel_tol(dtype: torch.dtype, count: int = 1) -> float:

@@ -98,8 +98,13 @@ def time_grid(
     check_choice(kind, "kind", ("log", "uniform"))
     check_float_dtype(dtype)
     if kind == "log":
-        return torch.logspace(math.log10(T), math.log10(gamma), n_steps + 1, dtype=dtype)
-    return torch.linspace(T, gamma, n_steps + 1, dtype=dtype)
+        grid = torch.logspace(math.log10(T), math.log10(gamma), n_steps + 1, dtype=dtype)
+    else:
+        grid = torch.linspace(T, gamma, n_steps + 1, dtype=dtype)
+    if not torch.isfinite(grid).all() or grid[-1] <= 0 or not (grid[:-1] > grid[1:]).all():
+        raise ValueError(f"T = {T:g} and gamma = {gamma:g} give no strictly decreasing positive grid of "
+                         f"{n_steps} steps in {dtype}")
+    return grid
 
 
 def _dtype_of(t: object) -> torch.dtype:

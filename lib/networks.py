@@ -18,7 +18,16 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._checks import as_points, as_times, check_bool, check_choice, check_float_dtype, check_int, check_seed
+from ._checks import (
+    as_points,
+    as_times,
+    check_bool,
+    check_choice,
+    check_device,
+    check_float_dtype,
+    check_int,
+    check_seed,
+)
 
 PARAMETERIZATIONS = ("score", "noise", "mean")
 
@@ -56,6 +65,7 @@ class ScoreMLP(nn.Module):
         self.parameterization = check_choice(parameterization, "parameterization", PARAMETERIZATIONS)
         self.time_features = check_bool(time_features, "time_features")
         check_float_dtype(dtype)
+        device = check_device(device)
         if seed is not None:
             seed = check_seed(seed)
         sizes = [self.d + (3 if self.time_features else 0)] + [width] * hidden_layers + [self.d]

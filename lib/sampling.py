@@ -37,6 +37,7 @@ from ._checks import (
     check_bool,
     check_callable,
     check_choice,
+    check_device,
     check_finite_output,
     check_float_dtype,
     check_generator,
@@ -80,6 +81,7 @@ def sample(
     method = check_choice(method, "method", ("euler", "exponential"))
     grid = check_choice(grid, "grid", ("log", "uniform"))
     check_float_dtype(dtype)
+    device = check_device(device)
     check_bool(progress, "progress")
     check_generator(generator)
     times = time_grid(T, gamma, n_steps, kind=grid, dtype=dtype)

@@ -93,6 +93,7 @@ bad(F.time_grid, lambda: F.time_grid(10.0, 1e-3, 0), ValueError, "n_steps must b
 bad(F.time_grid, lambda: F.time_grid(10.0, 1e-3, 2.5), TypeError, "n_steps must be an integer")
 bad(F.time_grid, lambda: F.time_grid(10.0, 1e-3, 5, kind="cosine"), ValueError, "kind must be one of")
 bad(F.time_grid, lambda: F.time_grid(math.inf, 1e-3, 5), ValueError, "T must be finite")
+bad(F.time_grid, lambda: F.time_grid(1.0, 1.0 - 1e-12, 10, dtype=torch.float32), ValueError, "T = 1 and gamma")
 
 # ---------------------------------------------------------------- lib.mixtures
 GM = lib.GaussianMixture
@@ -223,6 +224,12 @@ bad(S, lambda: S(exact, 3, 2, x_T=torch.zeros(3, 1)), ValueError, "x_T must have
 bad(S, lambda: S(exact, 3, 2, generator=1), TypeError, "generator must be a torch.Generator")
 bad(S, lambda: S(exact, 3, 2, progress="no"), TypeError, "progress must be True or False")
 bad(S, lambda: S("f", 3, 2), TypeError, "score_fn must be callable")
+bad(S, lambda: S(exact, 3, 2, device="nope"), ValueError, "device must name a torch device")
+bad(S, lambda: S(exact, 3, 2, device=2.5), TypeError, "device must be None, a string")
+if not torch.cuda.is_available():
+    bad(S, lambda: S(exact, 3, 2, device="cuda"), ValueError, "device 'cuda' is not available")
+bad(SM, lambda: SM(2, device="nope"), ValueError, "device must name a torch device")
+bad(GM, lambda: GM([0.5, 0.5], [0.0, 1.0], device="nope"), ValueError, "device must name a torch device")
 bad("amplification", lambda: sampling.amplification(10.0, 1e-3, 0), ValueError, "n_steps must be >= 1")
 bad("amplification", lambda: sampling.amplification(10.0, 1e-3, 5, method="rk4"), ValueError,
     "method must be one of")
