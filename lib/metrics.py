@@ -183,8 +183,7 @@ def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int = 256, *, p: int
     x = as_points(x, "x")
     y = as_points(y, "y", x.shape[1])
     n_projections = check_int(n_projections, "n_projections")
-    if p not in (1, 2):
-        raise ValueError(f"p must be 1 or 2, got {p}")
+    p = check_int(p, "p", low=1, high=2)
     check_generator(generator)
     theta = torch.randn(x.shape[1], n_projections, generator=generator, dtype=x.dtype, device=x.device)
     theta = theta / theta.norm(dim=0, keepdim=True)

@@ -25,6 +25,8 @@ from ._checks import (
     as_points,
     as_tensor,
     as_times,
+    check_bool,
+    check_device,
     check_float_dtype,
     check_generator,
     check_int,
@@ -125,7 +127,8 @@ class GaussianMixture:
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> GaussianMixture:
         """A copy with parameters on ``device`` in ``dtype``."""
-        dtype = dtype or self.dtype
+        device = check_device(device)
+        dtype = self.dtype if dtype is None else check_float_dtype(dtype)
         return GaussianMixture(
             self.weights.to(device=device, dtype=dtype),
             self.means.to(device=device, dtype=dtype),
@@ -167,6 +170,7 @@ class GaussianMixture:
         n = check_int(n, "n")
         t = check_real(t, "t", low=0.0)
         check_generator(generator)
+        return_labels = check_bool(return_labels, "return_labels")
         kw = dict(generator=generator, dtype=self.dtype, device=self.device)
         labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         a, s2 = math.exp(-t), -math.expm1(-2 * t)

@@ -11,6 +11,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import torch
 from cycler import cycler
+from matplotlib.axes import Axes
 
 from ._checks import check_int, check_mixture, check_real
 from .mixtures import GaussianMixture
@@ -53,6 +54,8 @@ def plot_density_and_score_1d(mixture: GaussianMixture, times: list[float], *, x
         raise TypeError(f"times must be a non-empty list of times >= 0, got {times!r}")
     times = [check_real(t, "times", low=0.0) for t in times]
     lo, hi = _limits(xlim, "xlim")
+    if axes is not None:
+        _check_two_axes(axes)
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     x = torch.linspace(lo, hi, 800, dtype=torch.float64)[:, None]
@@ -71,6 +74,8 @@ def plot_score_field_2d(mixture: GaussianMixture, t: float, *, lim: float = 4.5,
     t = check_real(t, "t", low=0.0)
     lim = check_real(lim, "lim", low=0.0, low_open=True)
     arrows = check_int(arrows, "arrows", low=2)
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax must be None or a matplotlib Axes, got {type(ax).__name__}")
     ax = ax or plt.subplots(figsize=(4, 4))[1]
     g = torch.linspace(-lim, lim, 200, dtype=torch.float64)
     X, Y = torch.meshgrid(g, g, indexing="xy")
@@ -96,3 +101,13 @@ def _limits(value: object, name: str) -> tuple[float, float]:
     lo = check_real(value[0], f"{name}[0]")
     hi = check_real(value[1], f"{name}[1]", low=lo, low_open=True)
     return lo, hi
+
+
+def _check_two_axes(axes: object) -> None:
+    """A pair of matplotlib Axes (a list, tuple or the array ``plt.subplots(1, 2)`` returns)."""
+    try:
+        ok = len(axes) == 2 and all(isinstance(a, Axes) for a in axes)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise TypeError(f"axes must be None or two matplotlib Axes (density, score), got {axes!r}")

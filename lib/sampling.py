@@ -38,7 +38,6 @@ from ._checks import (
     check_callable,
     check_choice,
     check_device,
-    check_finite_output,
     check_float_dtype,
     check_generator,
     check_int,
@@ -46,6 +45,7 @@ from ._checks import (
 from .forward import time_grid
 
 MAX_AMPLIFICATION = 10.0
+MAX_SEARCH = 2**20  # the largest step count the warning's advice considers
 
 
 @torch.no_grad()
@@ -105,7 +105,10 @@ def sample(
             noise_sd = torch.sqrt(torch.expm1(2.0 * h))
         if process == "sde":
             y = y + noise_sd * torch.randn(y.shape, generator=generator, dtype=dtype, device=y.device)
-    return check_finite_output(y, "the sampler's output")
+        if not torch.isfinite(y).all():  # say so here, not as a bad x inside score_fn
+            raise ValueError(f"the sampler diverged between t = {float(t):.3g} and {float(times[k + 1]):.3g}: "
+                             "increase n_steps or lower T (see the RuntimeWarning on step counts)")
+    return y
 
 
 def amplification(T: float, gamma: float, n_steps: int, *, grid: str = "log", method: str = "exponential",
@@ -127,13 +130,17 @@ def _warn_if_unstable(T: float, gamma: float, n_steps: int, grid: str, method: s
         return amplification(T, gamma, n, grid=grid, method=method, process=process) <= MAX_AMPLIFICATION
 
     low, enough = n_steps, 2 * n_steps
-    while not ok(enough):
+    while enough <= MAX_SEARCH and not ok(enough):
         low, enough = enough, 2 * enough
-    while enough - low > 1:  # bisect for the smallest sufficient count
-        mid = (low + enough) // 2
-        low, enough = (low, mid) if ok(mid) else (mid, enough)
+    if enough > MAX_SEARCH:
+        advice = f"no n_steps up to {MAX_SEARCH} is enough: lower T (the prior is reached by T ~ 10)"
+    else:
+        while enough - low > 1:  # bisect for the smallest sufficient count
+            mid = (low + enough) // 2
+            low, enough = (low, mid) if ok(mid) else (mid, enough)
+        advice = f"use n_steps >= {enough}"
     warnings.warn(
         f"n_steps = {n_steps} is too few for this grid: the sampler can amplify errors by up to "
         f"{grow:.3g} (the stiff part of the score at small t, or steps of length h > log 3 at large t); "
-        f"use n_steps >= {enough}", RuntimeWarning, stacklevel=3,
+        f"{advice}", RuntimeWarning, stacklevel=4,  # the caller of sample (past torch.no_grad's wrapper)
     )

@@ -134,7 +134,7 @@ def test_metric_bad_inputs():
         lib.tv_1d(mix, lib.demo_2d())
     with pytest.raises(ValueError, match="y must have d = 2"):
         lib.sliced_wasserstein(torch.zeros(5, 2), torch.zeros(5, 3))
-    with pytest.raises(ValueError, match="p must be 1 or 2"):
+    with pytest.raises(ValueError, match="p must be >= 1 and <= 2"):
         lib.sliced_wasserstein(torch.zeros(5, 2), torch.zeros(5, 2), p=3)
     with pytest.raises(ValueError, match="bandwidth must lie in"):
         lib.mmd(torch.zeros(5, 2), torch.ones(5, 2), bandwidth=-1.0)
