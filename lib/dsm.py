@@ -65,17 +65,18 @@ def dsm_loss(
             raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
     loss = _loss(score_fn, x0, t, z, weighting)
     if not torch.isfinite(loss):
-        raise ValueError(f"score_fn returned non-finite values: the DSM loss is {loss.item()}")
+        raise ValueError(f"the DSM loss is {loss.item()}: score_fn returned non-finite values, or values "
+                         f"too large to square in {loss.dtype}")
     return loss
 
 
-def _loss(score_fn: ScoreFn, x0: Tensor, t: Tensor, z: Tensor, weighting: str) -> Tensor:
+def _loss(score_fn: ScoreFn, x0: Tensor, t: Tensor, z: Tensor, weighting: str, name: str = "score_fn") -> Tensor:
     a = torch.exp(-t)
     s = torch.sqrt(-torch.expm1(-2.0 * t))
     if t.ndim == 1:
         a, s = a[:, None], s[:, None]
     # finiteness is judged on the loss (one check, not one per entry)
-    residual = call_score(score_fn, a * x0 + s * z, t, check_finite=False) + z / s
+    residual = call_score(score_fn, a * x0 + s * z, t, name, check_finite=False) + z / s
     per_sample = (residual**2).sum(-1)
     if weighting == "sigma2":
         per_sample = per_sample * (s * s).reshape(-1)
@@ -155,7 +156,7 @@ def train_dsm(
         else:
             tb = sample_t(batch, gen)
             zb = torch.randn(xb.shape, generator=gen, dtype=x0.dtype, device=x0.device)
-        loss = _loss(model, xb, tb, zb, weighting)
+        loss = _loss(model, xb, tb, zb, weighting, "model")
         if not torch.isfinite(loss):
             _diverged(params, initial, loss, step, lr)
         opt.zero_grad(set_to_none=True)

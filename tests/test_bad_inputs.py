@@ -55,6 +55,17 @@ def draw(**kw):
     return None
 
 
+class OneColumn(torch.nn.Module):
+    """A model whose output has one column whatever d is."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 1, dtype=torch.float64)
+
+    def forward(self, x, t):
+        return self.lin(x)
+
+
 CASES: list[tuple[str, object, type, str]] = []
 
 
@@ -183,6 +194,7 @@ bad(lib.dsm_loss, lambda: lib.dsm_loss(exact, X2, 1.0, z="z"), TypeError, "z mus
 bad(lib.dsm_loss, lambda: lib.dsm_loss(exact, X2, 1.0, generator="g"), TypeError, "generator must be")
 bad(lib.dsm_loss, lambda: lib.dsm_loss(wrong_shape, X2, 1.0), ValueError, "score_fn must return the shape of x")
 bad(lib.dsm_loss, lambda: lib.dsm_loss(nan_score, X2, 1.0), ValueError, "score_fn returned non-finite")
+bad(lib.dsm_loss, lambda: lib.dsm_loss(lambda x, t: x * 1e200, X2, 1.0), ValueError, "too large to square")
 bad(lib.dsm_loss, lambda: lib.dsm_loss(not_a_tensor, X2, 1.0), TypeError, "score_fn must return a tensor")
 bad(lib.dsm_loss, lambda: lib.dsm_loss(exact, X2, 0.0), ValueError, "t must be > 0")
 bad(lib.dsm_loss, lambda: lib.dsm_loss(exact, X2, 1.0, weighting="snr"), ValueError, "weighting must be one of")
@@ -208,6 +220,7 @@ bad(TD, lambda: TD(NET, X2, t=1.0, noise="none"), ValueError, "noise must be one
 bad(TD, lambda: TD(NET, X2, t=1.0, weighting="x"), ValueError, "weighting must be one of")
 bad(TD, lambda: TD(exact, X2, t=1.0), TypeError, "model must be a torch.nn.Module")
 bad(TD, lambda: TD(torch.nn.Identity(), X2, t=1.0), ValueError, "model has no trainable parameters")
+bad(TD, lambda: TD(OneColumn(), X2, t=1.0, steps=1, progress=False), ValueError, "model must return the shape of x")
 
 # ---------------------------------------------------------------- lib.sampling
 S = lib.sample
