@@ -197,7 +197,7 @@ def _fsync_dir(path: Path) -> None:
 
 def run_sweep(
     configs: Sequence[Config],
-    compute: Callable[[list[Config]], Sequence[Any]],
+    compute: Callable[[list[Config]], Iterable[Any]],
     cache: SweepCache,
     *,
     group_by: Callable[[Config], Hashable] | None = None,
