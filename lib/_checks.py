@@ -115,8 +115,8 @@ def check_float_dtype(dtype: object, name: str = "dtype") -> torch.dtype:
 
 def check_device(device: object, name: str = "device") -> torch.device | None:
     """``None`` (keep where the data is) or a device torch knows and this machine has."""
-    if device is None or isinstance(device, torch.device):
-        return device  # torch.device objects come from existing tensors: checked when made
+    if device is None or (isinstance(device, torch.device) and device.type == "cpu"):
+        return device
     if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
         raise TypeError(f"{name} must be None, a string such as 'cpu' or 'cuda', or a torch.device, "
                         f"got {type(device).__name__}")

@@ -245,6 +245,7 @@ bad(S, lambda: S(exact, 3, 2, device="nope"), ValueError, "device must name a to
 bad(S, lambda: S(exact, 3, 2, device=2.5), TypeError, "device must be None, a string")
 if not torch.cuda.is_available():
     bad(S, lambda: S(exact, 3, 2, device="cuda"), ValueError, "device 'cuda' is not available")
+    bad(GM, lambda: GM([1.0], [0.0], device=torch.device("cuda")), ValueError, "device 'cuda' is not available")
 bad(SM, lambda: SM(2, device="nope"), ValueError, "device must name a torch device")
 bad(GM, lambda: GM([0.5, 0.5], [0.0, 1.0], device="nope"), ValueError, "device must name a torch device")
 bad("amplification", lambda: sampling.amplification(10.0, 1e-3, 0), ValueError, "n_steps must be >= 1")
