@@ -30,6 +30,7 @@ from ._checks import (
     check_int,
     check_real,
 )
+from .threads import small_work
 
 WEIGHTINGS = ("sigma2", "none")
 
@@ -86,6 +87,7 @@ class TrainResult:
         return float(self.losses[-tail:].mean())
 
 
+@small_work
 def train_dsm(
     model: nn.Module,
     x0: Tensor,

@@ -21,8 +21,10 @@ from tqdm.auto import tqdm
 
 from ._checks import ScoreFn, as_points, check_callable, check_choice, check_finite_output, check_generator, check_int
 from .forward import time_grid
+from .threads import small_work
 
 
+@small_work
 @torch.no_grad()
 def sample(
     score_fn: ScoreFn,
