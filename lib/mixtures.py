@@ -255,9 +255,10 @@ class GaussianMixture:
         keeps the quadratic forms free of large cancellations far from the origin).
 
         With ``mu_k = a_t m_k - c`` and ``C_k`` the covariance of component ``k`` of ``q_t``:
-        isotropic ``C_k = v_k I`` needs only ``x.mu_k`` and ``||x||^2`` (two matrix products
-        give ``-||x - mu_k||^2 / 2v_k`` and the score ``sum_k r_k (mu_k - x) / v_k``); diagonal
-        ``C_k`` needs ``x^2`` and ``x`` against the stacked precisions; a full ``C_k`` is whitened,
+        one shared variance ``C_k = v I`` needs only ``x.mu_k`` (one matrix product gives the
+        responsibilities, another the score ``(sum_k r_k mu_k - x) / v``); diagonal ``C_k``, and
+        isotropic ones with different variances, need ``x^2`` and ``x`` against the stacked
+        precisions (``-||x - mu_k||^2_{C_k^{-1}} / 2`` in two products); a full ``C_k`` is whitened,
         ``C_k^{-1} = W_k W_k^T`` with ``W_k = U_k diag(var_k)^{-1/2}``, by one matrix product
         with the stacked ``W_k``.
         """
@@ -267,12 +268,12 @@ class GaussianMixture:
         mu = a * self.means - center  # centred component means
         log_norm = torch.log(self.weights) - 0.5 * (torch.log(var).sum(-1) + self.d * math.log(2 * math.pi))
         kind = self._kind
-        if kind == "iso":
-            inv = 1.0 / var[:, 0]
-            shared = bool((inv == inv[0]).all())
+        if kind == "iso" and bool((var[:, 0] == var[0, 0]).all()):
+            inv = 1.0 / var[0, 0].item()
             const = log_norm - 0.5 * inv * (mu * mu).sum(-1)
-            return kind, center, mu, (inv[:, None] * mu).T.contiguous(), inv, const, shared
-        if kind == "diag":
+            return kind, center, mu, (inv * mu).T.contiguous(), inv, const
+        if kind != "full":  # diagonal, or isotropic with different variances (the same form)
+            kind = "diag"
             inv = 1.0 / var
             b = mu * inv  # C_k^{-1} mu_k
             return kind, center, (-0.5 * inv).T.contiguous(), b.T.contiguous(), b, inv, \
@@ -293,19 +294,15 @@ class GaussianMixture:
         """``(log r, log q_t, score)`` at one time by matrix products; no ``(n, K, d)``
         array except the whitened residuals of full covariances."""
         xc = x - center
-        if kind == "iso":
-            mu, mu_inv, inv, const, shared = form
-            sq = torch.linalg.vecdot(xc, xc)
-            joint = torch.addmm(const, xc, mu_inv)  # const_k + x.mu_k / v_k
-            if shared:  # ||x||^2 / 2v is the same for every k: it leaves r alone
-                log_r, lse, r = _normalise(joint)
-                v_inv = inv[0].item()
-                return log_r, lse - 0.5 * v_inv * sq, torch.addmm(xc, r, mu, beta=-v_inv, alpha=v_inv)
-            log_r, lse, r = _normalise(joint.addr_(sq, inv, alpha=-0.5))
-            ri = r * inv
-            return log_r, lse, torch.addmm(xc * -ri.sum(1, keepdim=True), ri, mu)
+        if kind == "iso":  # one shared variance v: ||x||^2 / 2v is the same for every k and leaves r alone
+            mu, mu_inv, inv, const = form
+            log_r, lse, r = _normalise(torch.addmm(const, xc, mu_inv))  # const_k + x.mu_k / v
+            sq = (xc * xc) @ torch.ones(self.d, dtype=x.dtype, device=x.device)  # a product: fast for small d
+            return log_r, lse - 0.5 * inv * sq, torch.addmm(xc, r, mu, beta=-inv, alpha=inv)
         if kind == "diag":
             half_inv, b_t, b, inv, const = form
+            # x^2 against the precisions sums ||x||^2 / v_k inside a matrix product: a reduction
+            # over a few coordinates alone would be slower.
             joint = torch.addmm(const, xc * xc, half_inv).addmm_(xc, b_t)
             log_r, lse, r = _normalise(joint)
             return log_r, lse, torch.addcmul(r @ b, xc, r @ inv, value=-1.0)
