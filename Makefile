@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: setup book test lint clean
+.PHONY: setup book test lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,10 @@ book: $(STAMP)
 
 test: $(STAMP) lint
 	BOOK_WIDGETS=0 $(VENV)/bin/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# Every benchmark in quick form, then one table of ratios against peers and targets (not CI).
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lib tests benchmarks

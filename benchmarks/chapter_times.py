@@ -6,6 +6,7 @@ other work; run this on an otherwise idle machine:
 
     python benchmarks/chapter_times.py                 # every chapter in _toc.yml
     python benchmarks/chapter_times.py score_matching  # some chapters
+    python benchmarks/chapter_times.py --quick         # quick mode only (make bench)
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ def chapters() -> list[str]:
 
 
 def main() -> None:
-    names = sys.argv[1:] or chapters()
+    args = sys.argv[1:]
+    if "--quick" in args:
+        quick_only([a for a in args if a != "--quick"] or chapters())
+        return
+    names = args or chapters()
     print(f"budgets: quick {BUDGET[True]:.0f} s, full {BUDGET[False]:.0f} s")
     print(f"{'chapter':<24} {'quick (s)':>10} {'full (s)':>10}")
     over = []
@@ -39,6 +44,14 @@ def main() -> None:
         over += [name for f in flags if f]
         print(f"{name:<24} {times[True]:>10.1f}{flags[0]} {times[False]:>10.1f}{flags[1]}")
     print("all within budget" if not over else f"over budget: {sorted(set(over))}")
+
+
+def quick_only(names: list[str]) -> None:
+    """Each chapter once in quick mode, as result lines against the quick budget."""
+    for name in names:
+        seconds = run_chapter(name, quick=True).seconds
+        miss = "" if seconds <= BUDGET[True] else "  NOT MET"
+        print(f"result: {name}, quick run = {seconds:.1f}s (target <= {BUDGET[True]:.0f} s){miss}", flush=True)
 
 
 if __name__ == "__main__":

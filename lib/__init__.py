@@ -11,9 +11,11 @@ One home for each idea the chapters use:
 * :mod:`lib.hardness` — exact 1-D score metrics by quadrature, ERM over a finite class;
 * :mod:`lib.quantile` — the quantile score error ``D^delta``, per-time profiles, corruptions;
 * :mod:`lib.gmm_learning` — gradient descent on the DDPM objective for mixtures, EM, power method;
+* :mod:`lib.threads` — which work runs on how many intra-op threads;
 * :mod:`lib.plotting`, :mod:`lib.widgets`, :mod:`lib.book` — figures, widgets, chapter helpers.
 """
 
+from . import threads as threads  # lib.threads: intra-op threads for small and large work
 from .book import quick_mode, record, seed_everything
 from .dsm import TrainResult, dsm_loss, train_dsm
 from .forward import alpha, perturb, sigma, sigma2, time_for_sigma, time_grid

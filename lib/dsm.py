@@ -34,6 +34,7 @@ from ._checks import (
     check_real,
     check_seed,
 )
+from .threads import small_work
 
 WEIGHTINGS = ("sigma2", "none")
 
@@ -98,6 +99,7 @@ class TrainResult:
         return float(self.losses[-tail:].mean())
 
 
+@small_work
 def train_dsm(
     model: nn.Module,
     x0: Tensor,

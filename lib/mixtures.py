@@ -14,6 +14,7 @@ default and uses log-sum-exp, so scores stay accurate far into the tails.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -36,6 +37,10 @@ from ._checks import (
 
 # Rows per chunk are chosen so that the (rows, K, d) work arrays stay near this size.
 _CHUNK_ELEMENTS = 1 << 22
+# On the CPU the single-time forms run in chunks whose widest work array holds about this many
+# elements (a few hundred kB): they stay in cache and reuse memory, where whole-array
+# temporaries of tens of MB would be freshly paged in for every operation (2-3x slower).
+_CACHE_ELEMENTS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -240,42 +245,81 @@ class GaussianMixture:
         if fast is not None and t.ndim == 0:
             prec = self._precision(float(t))
             work = lambda xs, ts: fast(self._precision_terms(xs, *prec))  # noqa: E731
+            rows = self._precision_rows(x)
         else:
             work = lambda xs, ts: fn(self._noised_terms(xs, ts))  # noqa: E731
-        rows = max(1, _CHUNK_ELEMENTS // (self.K * self.d))
-        parts = [work(x[i : i + rows], t if t.ndim == 0 else t[i : i + rows]) for i in range(0, x.shape[0], rows)]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+            rows = max(1, _CHUNK_ELEMENTS // (self.K * self.d))
+        return _by_rows(work, x, t, rows)
+
+    @functools.cached_property
+    def _kind(self) -> str:
+        """``"iso"`` (``S_k = v_k I``), ``"diag"`` or ``"full"``: which closed form applies."""
+        if self._evecs is not None:
+            return "full"
+        return "iso" if bool((self._evals == self._evals[:, :1]).all()) else "diag"
 
     def _precision(self, t: float) -> tuple:
-        """Per-time constants of the precision form (centred at ``c = E_{q_t} x``, which keeps
-        the expanded quadratic forms free of large cancellations)."""
+        """Per-time constants of the single-time forms, centred at ``c = E_{q_t} x`` (which
+        keeps the quadratic forms free of large cancellations far from the origin).
+
+        With ``mu_k = a_t m_k - c`` and ``C_k`` the covariance of component ``k`` of ``q_t``:
+        one shared variance ``C_k = v I`` needs only ``x.mu_k`` (one matrix product gives the
+        responsibilities, another the score ``(sum_k r_k mu_k - x) / v``); diagonal ``C_k``, and
+        isotropic ones with different variances, need ``x^2`` and ``x`` against the stacked
+        precisions (``-||x - mu_k||^2_{C_k^{-1}} / 2`` in two products); a full ``C_k`` is whitened,
+        ``C_k^{-1} = W_k W_k^T`` with ``W_k = U_k diag(var_k)^{-1/2}``, by one matrix product
+        with the stacked ``W_k``.
+        """
         a, s2 = math.exp(-t), -math.expm1(-2 * t)
         var = a * a * self._evals + s2  # eigenvalues of C_k, (K, d)
         center = a * self.mean()
         mu = a * self.means - center  # centred component means
-        inv = 1.0 / var
-        if self._evecs is None:
-            prec, b = inv, mu * inv  # diagonal C_k^{-1} and C_k^{-1} mu_k
-        else:
-            prec = self._evecs @ (inv[..., None] * self._evecs.transpose(-2, -1))  # (K, d, d)
-            b = torch.einsum("kde,ke->kd", prec, mu)
-            prec = prec.permute(1, 0, 2).reshape(self.d, self.K * self.d)  # x @ prec stacks C_k^{-1} x
-        const = torch.log(self.weights) - 0.5 * (
-            (mu * b).sum(-1) + torch.log(var).sum(-1) + self.d * math.log(2 * math.pi)
-        )
-        return center, prec, b, const
+        log_norm = torch.log(self.weights) - 0.5 * (torch.log(var).sum(-1) + self.d * math.log(2 * math.pi))
+        kind = self._kind
+        if kind == "iso" and bool((var[:, 0] == var[0, 0]).all()):
+            inv = 1.0 / var[0, 0].item()
+            const = log_norm - 0.5 * inv * (mu * mu).sum(-1)
+            return kind, center, mu, (inv * mu).T.contiguous(), inv, const
+        if kind != "full":  # diagonal, or isotropic with different variances (the same form)
+            kind = "diag"
+            inv = 1.0 / var
+            b = mu * inv  # C_k^{-1} mu_k
+            return kind, center, (-0.5 * inv).T.contiguous(), b.T.contiguous(), b, inv, \
+                log_norm - 0.5 * (mu * b).sum(-1)
+        white = self._evecs * torch.rsqrt(var)[:, None, :]  # W_k, (K, d, d)
+        mu_white = torch.einsum("kde,kd->ke", white, mu).reshape(1, -1)  # W_k^T mu_k, stacked
+        stacked = white.permute(1, 0, 2).reshape(self.d, self.K * self.d)  # x @ stacked = [W_k^T x]_k
+        return kind, center, stacked, -stacked.T.contiguous(), -mu_white, log_norm
 
-    def _precision_terms(self, x: Tensor, center: Tensor, prec: Tensor, b: Tensor, const: Tensor):
-        """``(log r, log q_t, score)`` from ``(x-c)^T C_k^{-1} (x-c) - 2 b_k.(x-c) + mu_k.b_k``: one
-        matrix product of the points with the stacked precisions, and O(n K d) work besides."""
+    def _precision_rows(self, x: Tensor) -> int:
+        """Rows per chunk for the single-time forms: cache-sized on the CPU, large on a GPU."""
+        width = self.K * self.d if self._kind == "full" else max(self.K, self.d)
+        if x.device.type != "cpu":
+            return max(1, _CHUNK_ELEMENTS // width)
+        return max(256, _CACHE_ELEMENTS // width)
+
+    def _precision_terms(self, x: Tensor, kind: str, center: Tensor, *form) -> tuple[Tensor, Tensor, Tensor]:
+        """``(log r, log q_t, score)`` at one time by matrix products; no ``(n, K, d)``
+        array except the whitened residuals of full covariances."""
         xc = x - center
-        if self._evecs is None:
-            quad = (xc * xc) @ prec.T
-            log_r, lse, r = _normalise(const - 0.5 * quad + xc @ b.T)
-            return log_r, lse, r @ b - xc * (r @ prec)
-        z = (xc @ prec).view(x.shape[0], self.K, self.d)  # C_k^{-1} (x - c)
-        log_r, lse, r = _normalise(const - 0.5 * torch.einsum("nd,nkd->nk", xc, z) + xc @ b.T)
-        return log_r, lse, r @ b - torch.einsum("nk,nkd->nd", r, z)
+        if kind == "iso":  # one shared variance v: ||x||^2 / 2v is the same for every k and leaves r alone
+            mu, mu_inv, inv, const = form
+            log_r, lse, r = _normalise(torch.addmm(const, xc, mu_inv))  # const_k + x.mu_k / v
+            sq = (xc * xc) @ torch.ones(self.d, dtype=x.dtype, device=x.device)  # a product: fast for small d
+            return log_r, lse - 0.5 * inv * sq, torch.addmm(xc, r, mu, beta=-inv, alpha=inv)
+        if kind == "diag":
+            half_inv, b_t, b, inv, const = form
+            # x^2 against the precisions sums ||x||^2 / v_k inside a matrix product: a reduction
+            # over a few coordinates alone would be slower.
+            joint = torch.addmm(const, xc * xc, half_inv).addmm_(xc, b_t)
+            log_r, lse, r = _normalise(joint)
+            return log_r, lse, torch.addcmul(r @ b, xc, r @ inv, value=-1.0)
+        stacked, minus_stacked_t, minus_mu_white, const = form
+        resid = torch.addmm(minus_mu_white, xc, stacked)  # W_k^T (x - a m_k), (n, K d)
+        per_k = resid.view(-1, self.K, self.d)
+        log_r, lse, r = _normalise(torch.add(const, torch.linalg.vecdot(per_k, per_k), alpha=-0.5))
+        per_k.mul_(r[..., None])
+        return log_r, lse, resid @ minus_stacked_t  # -sum_k r_k W_k W_k^T (x - a m_k)
 
     def _noised_terms(self, x: Tensor, t: Tensor) -> _Noised:
         a = torch.exp(-t)
@@ -339,14 +383,32 @@ def _check_scale(means: Tensor, evals: Tensor) -> None:
         )
 
 
+def _by_rows(work, x: Tensor, t: Tensor, rows: int) -> Tensor:
+    """``work(x, t)`` on row chunks of at most ``rows`` rows, written into one output."""
+    n = x.shape[0]
+    if n <= rows:
+        return work(x, t)
+    out = None
+    for i in range(0, n, rows):
+        part = work(x[i : i + rows], t if t.ndim == 0 else t[i : i + rows])
+        if out is None:
+            out = part.new_empty((n, *part.shape[1:]))
+        out[i : i + part.shape[0]] = part
+    return out
+
+
 def _normalise(joint: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(log softmax, logsumexp, softmax)`` over the last axis with one ``exp`` (torch's
     ``logsumexp`` is slow for the few components a mixture has)."""
     top = joint.amax(-1, keepdim=True)
-    e = torch.exp(joint - top)
+    shifted = joint - top
+    # Below e^-600 a weight is zero to double precision next to the largest (which is 1);
+    # clamping keeps it (and its products downstream) out of subnormal numbers, whose
+    # arithmetic runs tens of times slower on CPUs. log r keeps the exact value.
+    e = torch.clamp_min(shifted, -600.0).exp_()
     total = e.sum(-1, keepdim=True)
     log_total = torch.log(total)
-    return joint - top - log_total, (top + log_total).squeeze(-1), e / total
+    return shifted - log_total, (top + log_total).squeeze(-1), e.div_(total)
 
 
 # --------------------------------------------------------------------- named mixtures

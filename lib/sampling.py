@@ -43,11 +43,13 @@ from ._checks import (
     check_int,
 )
 from .forward import time_grid
+from .threads import small_work
 
 MAX_AMPLIFICATION = 10.0
 MAX_SEARCH = 2**20  # the largest step count the warning's advice considers
 
 
+@small_work
 @torch.no_grad()
 def sample(
     score_fn: ScoreFn,

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -178,3 +179,80 @@ def test_bad_calls():
         lib.hardness_pair(0.1, -1)
     with pytest.raises(ValueError, match="variance must lie in"):
         lib.equal_weights([0.0, 1.0], variance=0.0)
+
+
+# ----------------------------------------------------------------- float64 stability of the closed forms
+def _mixture_of_kind(kind: str, K: int, d: int, scale: float, seed: int) -> GaussianMixture:
+    g = torch.Generator().manual_seed(seed)
+    kw = dict(generator=g, dtype=torch.float64)
+    w = torch.rand(K, **kw) + 0.1
+    means = scale * (2 * torch.rand(K, d, **kw) - 1)
+    if kind == "isotropic":
+        cov = 0.3 + torch.rand(K, **kw)
+    elif kind == "shared":
+        cov = 0.5
+    elif kind == "diagonal":
+        cov = 0.3 + torch.rand(K, d, **kw)
+    else:
+        A = torch.randn(K, d, d, **kw)
+        cov = A @ A.transpose(-1, -2) / d + 0.3 * torch.eye(d, dtype=torch.float64)
+    return GaussianMixture(w / w.sum(), means, cov)
+
+
+def _long_double_reference(mix: GaussianMixture, x: torch.Tensor, t: float):
+    """Score, log q_t, r_k and the component scores s_k in numpy's long double, from the
+    differences x - a m_k in each component's eigenbasis (no expanded quadratic forms)."""
+    L = np.longdouble
+    lam, X, m = mix._evals.numpy().astype(L), x.numpy().astype(L), mix.means.numpy().astype(L)
+    a, s2 = np.exp(-L(t)), -np.expm1(-2 * L(t))
+    var = a * a * lam + s2
+    joint, comp = [], []
+    for k in range(mix.K):
+        U = None if mix._evecs is None else mix._evecs[k].numpy().astype(L)
+        y = X - a * m[k] if U is None else (X - a * m[k]) @ U
+        joint.append(np.log(L(mix.weights[k].item())) - 0.5 * ((y * y / var[k]).sum(1) + np.log(var[k]).sum()
+                                                             + mix.d * np.log(2 * L(math.pi))))
+        g = -y / var[k]
+        comp.append(g if U is None else g @ U.T)
+    J = np.stack(joint, 1)
+    top = J.max(1, keepdims=True)
+    lse = top[:, 0] + np.log(np.exp(J - top).sum(1))
+    r = np.exp(J - lse[:, None])
+    comp = np.stack(comp, 1)
+    f64 = lambda v: torch.tensor(v.astype(np.float64))  # noqa: E731
+    return f64((r[..., None] * comp).sum(1)), f64(lse), f64(r), f64(comp)
+
+
+@pytest.mark.parametrize("kind", ["isotropic", "shared", "diagonal", "full"])
+@pytest.mark.parametrize("d", [1, 10, 1000])
+@pytest.mark.parametrize("scale", [1.0, 100.0])
+def test_closed_forms_are_stable_far_out(kind, d, scale):
+    """t from 1e-8 to 50, d up to 1000, means up to 100, points 50 standard deviations out and
+    on the boundary between two components: every closed form matches a long-double reference
+    to 1e-10 relative, except for the rounding of the quadratic forms themselves where two
+    components compete. That part is bounded (Higham's gamma_n bound for sums of n products)
+    by Delta = gamma_{d+8} max_k (||x|| + 2 max_j ||a m_j||)^2 / v_k, v_k the smallest variance of
+    component k, and moves the score by at most 2 Delta sum_k r_k ||s_k - s||."""
+    if kind == "full" and d == 1000:
+        d = 250  # the long-double reference's d x d products take seconds each beyond this
+    mix = _mixture_of_kind(kind, 3, d, scale, seed=d)
+    u = 2.0**-53
+    gamma = (d + 8) * u / (1 - (d + 8) * u)
+    for t in (1e-8, 1e-2, 1.0, 50.0):
+        a, s2 = math.exp(-t), -math.expm1(-2 * t)
+        gen = torch.Generator().manual_seed(1)
+        x = mix.sample(10, t=t, generator=gen)
+        z = torch.randn(10, d, generator=gen, dtype=torch.float64)
+        far = x + 50 * math.sqrt(a * a * mix._evals.max().item() + s2) * z / z.norm(dim=1, keepdim=True)
+        mid = 0.5 * a * (mix.means[0] + mix.means[1]).expand(2, d)
+        x = torch.cat([x, far, mid])
+        score, log_p = mix.score(x, t), mix.log_prob(x, t)
+        ref, ref_lp, r, comp = _long_double_reference(mix, x, t)
+        assert torch.isfinite(score).all() and torch.isfinite(log_p).all()
+        v_min = (a * a * mix._evals + s2).amin(1)
+        big = (x.norm(dim=1, keepdim=True) + 2 * a * mix.means.norm(dim=1).max()) ** 2 / v_min
+        delta = gamma * big.amax(1)
+        spread = (r[..., None] * (comp - ref[:, None, :])).norm(dim=-1).sum(1)
+        err = (score - ref).norm(dim=1)
+        assert (err <= 1e-10 * ref.norm(dim=1) + 2 * delta * spread).all(), (t, (err / ref.norm(dim=1)).max())
+        assert ((log_p - ref_lp).abs() <= 1e-12 * ref_lp.abs() + delta).all(), t
