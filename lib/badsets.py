@@ -211,4 +211,4 @@ def drift_path_kl(times: Tensor, c: Tensor) -> Tensor:
     if (h <= 0).any():
         raise ValueError("times must decrease")
     per = 2 * torch.tanh(h / 2) / sigma(tt[:-1]) ** 2
-    return as_tensor(c, "c") ** 2 * per.sum()
+    return as_tensor(c, "c", dtype=tt.dtype) ** 2 * per.sum()
