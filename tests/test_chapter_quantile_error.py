@@ -102,6 +102,7 @@ def test_visits_use_the_union_bound_as_the_text_says(chapter):
     maximum over at most 36 draws: about 1e-3 each); tails use well under half of the union
     bound, moving bands most of it."""
     assert chapter["qe_visit_excess_z_max"] < 4
+    assert chapter["qe_visit_ratio_max"] < 1.5
     assert chapter["qe_visit_ratio_tail_median"] < 0.5
     assert chapter["qe_visit_ratio_moving_median"] > 0.6
 
@@ -125,7 +126,17 @@ def test_coarse_sampler_breaks_the_union_bound_on_tails(chapter):
     (2 - e^h)^2 + e^{2h} - 1 ~ 5, and tails are visited well above N delta."""
     h = 10.0 * (1 - 10 ** (-4 / 100))
     assert chapter["qe_coarse_v_first"] == pytest.approx((2 - math.exp(h)) ** 2 + math.expm1(2 * h), rel=1e-9)
-    assert chapter["qe_coarse_ratio_min"] > 1.5
+    assert chapter["qe_coarse_n_delta"] == pytest.approx(chapter["qe_eps"])
+    assert 1.5 < chapter["qe_coarse_ratio_min"] <= chapter["qe_coarse_ratio_median"]
+
+
+def test_outside_the_regime_the_push_direction_decides(chapter):
+    """80 steps, tail mass 0.01 (N beta = 0.8): the outward push is far worse than the inward one
+    (more than two 99.9% KS critical values apart) and not better than the drift beyond noise."""
+    crit = ks_critical(chapter["qe_eq_n"])
+    assert chapter["qe_eq_ks_outward"] - chapter["qe_eq_ks_inward"] > 2 * crit
+    assert chapter["qe_eq_ks_outward"] > chapter["qe_eq_ks_drift"] - crit
+    assert chapter["qe_eq_ks_inward"] < crit
 
 
 def test_solution_dropped_mode_threshold(chapter):
@@ -133,6 +144,7 @@ def test_solution_dropped_mode_threshold(chapter):
     cells = chapter.cells_tagged("solution")
     assert any('lib.record("qe_ex3_delta_min"' in c.source for c in cells)
     assert 3 * chapter["qe_eta"] < chapter["qe_ex3_delta_min"] < 10 * chapter["qe_eta"]
+    assert chapter["qe_ex3_grid_step"] == pytest.approx(10 ** (1.5 / 39), rel=1e-9)
     assert 2 < chapter["qe_ex3_b_bind"] < 4
     assert chapter["qe_ex3_b_bind"] == pytest.approx(chapter["qe_R"] * math.exp(-chapter["qe_ex3_t_bind"]))
 
@@ -140,6 +152,9 @@ def test_solution_dropped_mode_threshold(chapter):
 def test_solution_outward_push_moves_mass_far(chapter):
     """The outward draw that lost most: W1 several times that of the exact score's output."""
     assert chapter["qe_ex4_lost"] > 0
+    # the lost mass sits where q_gamma has none, so it counts in full in the Kolmogorov distance
+    # (the draw's error off the bad set can add more)
+    assert chapter["qe_ex4_ks_worst"] > chapter["qe_ex4_lost"] - ks_critical(chapter["qe_n_paths"])
     assert chapter["qe_ex4_w1_worst"] > 5 * chapter["qe_ex4_w1_exact"]
 
 
