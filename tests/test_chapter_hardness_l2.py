@@ -38,6 +38,9 @@ def test_l2_distance_is_eta_b2_within_the_proved_bound(chapter):
         assert abs(chapter[f"hd_row{i}_rel"]) <= chapter[f"hd_row{i}_bound"]
     assert chapter["hd_bound_holds"] == 1
     assert chapter["hd_max_rel"] < chapter["hd_max_rel_bound"]
+    i = next(i for i in range(chapter["hd_n_rows"]) if abs(chapter[f"hd_row{i}_rel"]) == chapter["hd_max_rel"])
+    assert (chapter["hd_max_rel_eta"], chapter["hd_max_rel_t"]) == (chapter[f"hd_row{i}_eta"], chapter[f"hd_row{i}_t"])
+    assert chapter["hd_max_rel_b"] == pytest.approx(chapter[f"hd_row{i}_R"] * math.exp(-chapter[f"hd_row{i}_t"]))
     assert chapter["hd_max_rel_signed_max"] < 0
     assert chapter["hd_pos_rel"] > 0.05
 
@@ -49,7 +52,7 @@ def test_tv_quadrature_matches_the_exact_formula(chapter):
         eta, r, t = chapter[f"hd_row{i}_eta"], chapter[f"hd_row{i}_R"], chapter[f"hd_row{i}_t"]
         exact = eta * (1 - 2 * stats.norm.sf(r * math.exp(-t)))
         assert chapter[f"hd_row{i}_tv"] == pytest.approx(exact, rel=1e-6)
-    assert abs(chapter["hd_row1_tv_ratio"] - 1) < 5e-6
+    assert abs(chapter["hd_row1_tv"] / chapter["hd_row1_eta"] - 1) < 5e-6
 
 
 def test_no_minority_frequencies_inside_clopper_pearson(chapter):
@@ -57,6 +60,8 @@ def test_no_minority_frequencies_inside_clopper_pearson(chapter):
     assert chapter["hd_nm_inside"] == chapter["hd_nm_count"]
     n = chapter["hd_nm_trials"]
     assert abs(chapter["hd_nm_freq100"] - 0.99**100) < 3.3 * binom_se(0.99**100, n)
+    assert chapter["hd_nm_theory100"] == pytest.approx(0.99**100)
+    assert chapter["hd_nm_theory300"] == pytest.approx(0.99**300)
     assert chapter["hd_nm_lo100"] < chapter["hd_nm_freq100"] < chapter["hd_nm_hi100"]
 
 
@@ -69,6 +74,11 @@ def test_figure1_design_uses_one_eps_and_delta_from_eps(chapter):
     assert chapter["hd_thr_q"] == pytest.approx(eps / math.sqrt(s2), rel=1e-12)
     assert chapter["hd_f1_delta"] == pytest.approx(eps / 100)
     assert chapter["hd_f1_eta"] < chapter["hd_f1_delta"]
+    assert chapter["hd_f1_inv_eta"] == pytest.approx(1 / chapter["hd_f1_eta"])
+    b = chapter["hd_f1_R"] * math.exp(-t)
+    assert chapter["hd_f1_b"] == pytest.approx(b)
+    assert chapter["hd_f1_l2_scale"] == pytest.approx(chapter["hd_f1_eta"] * b * b)
+    assert chapter["hd_f1_l2_scale"] == pytest.approx(2 * chapter["hd_thr_l2"], rel=1e-9)
     # quadrature: the proposition's eta b^2 to within its bound (b ~ 28: exponentially small)
     for key in ("hd_l2_s2", "hd_l2_main"):
         assert chapter[key] == pytest.approx(2 * chapter["hd_thr_l2"], rel=1e-3)
@@ -115,7 +125,8 @@ def test_dichotomy_l2_pays_one_over_eta_quantile_saturates(chapter):
     lo, hi = math.log(1 / beta) / 1.9, math.log(1 / beta) * 1.9
     assert lo < chapter["hd_dich_l2_eta_m_min"] <= chapter["hd_dich_l2_eta_m_max"] < hi
     assert chapter["hd_dich_q_below_delta_max"] <= 1
-    assert chapter["hd_dich_q_delta_m_max"] < hi
+    assert 0.2 < chapter["hd_dich_q_delta_m_max"] < hi
+    assert chapter["hd_dich_q_max"] == pytest.approx(chapter["hd_dich_q_delta_m_max"] / chapter["hd_f1_delta"])
     assert chapter["hd_dich_l2_max"] > chapter["hd_dich_q_max"]
     assert chapter["hd_dich_eta_min"] < chapter["hd_f1_delta"] < chapter["hd_dich_eta_max"]
 
@@ -126,6 +137,7 @@ def test_samplers_with_wrong_scores_are_eta_close(chapter):
     N(0, v) whose exact KS matches the sample KS within DKW, and whose exact TV is eta within 5%."""
     eta, n = 0.01, chapter["hd_n_sample"]
     assert chapter["hd_ks_s1"] < dkw(n)
+    assert chapter["hd_ks_floor"] == pytest.approx(0.87 / math.sqrt(n))
     assert abs(chapter["hd_ks_s2"] - eta) < 2 * dkw(n)
     assert abs(chapter["hd_ks_main"] - chapter["hd_ks_main_exact"]) < dkw(n)
     assert abs(chapter["hd_tv_main_exact"] / eta - 1) < 0.05
