@@ -278,6 +278,8 @@ def linear_sampler_variance(T: float, gamma: float, n_steps: int, *, v_start: fl
     ``(2 - e^h) y + sqrt(e^{2h} - 1) xi``, so a start of variance ``v`` leaves variance
     ``(2 - e^h)^2 v + e^{2h} - 1``: the output law is exactly ``N(0, v_out)``. The loop runs
     over the ``n_steps`` steps, not over samples.
+
+    Used in: chap-hardness-l2 (what sampling needs), chap-quantile-error (a dropped mode).
     """
     times = time_grid(T, gamma, check_int(n_steps, "n_steps"))
     v = check_real(v_start, "v_start", low=0.0)

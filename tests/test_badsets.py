@@ -14,7 +14,7 @@ from lib.badsets import (
     mixture_icdf_1d,
     random_bad_set_scores,
 )
-from lib.hardness import linear_sampler_variance, quadrature_1d
+from lib.hardness import quadrature_1d
 from lib.quantile import weighted_quantile_error
 
 
@@ -133,14 +133,3 @@ def test_drift_path_kl_is_the_gaussian_chain_rule_and_tends_to_girsanov():
     assert drift_path_kl(fine, torch.tensor(1.0)).item() == pytest.approx(girsanov, rel=2e-3)
     with pytest.raises(ValueError, match="decrease"):
         drift_path_kl(torch.tensor([0.1, 0.2]), torch.tensor(1.0))
-
-
-def test_linear_sampler_variance_matches_the_sampler():
-    """lib.sample with the score -x from N(0, 1): sample variance within 4 standard errors v sqrt(2/n)."""
-    v = linear_sampler_variance(10.0, 1e-3, 60)
-    n = 40_000
-    out = lib.sample(lambda x, t: -x, n, 1, T=10.0, gamma=1e-3, n_steps=60, generator=torch.Generator().manual_seed(2))
-    assert out.var().item() == pytest.approx(v, abs=4 * v * math.sqrt(2 / n))
-    assert v > 1.0  # the discretisation widens the output
-    with pytest.raises(ValueError):
-        linear_sampler_variance(10.0, 1e-3, 0)
