@@ -119,11 +119,11 @@ def test_quantile_estimator_intervals_cover_the_quadrature_value(chapter):
 
 
 def test_dichotomy_l2_pays_one_over_eta_quantile_saturates(chapter):
-    """L2: failure ~ (1 - eta)^m, so m_needed ~ log(1/beta)/eta = 2.3/eta; the grid's ratio (<= 1.25)
-    and the binomial noise of 100 trials at rate beta (SE 0.03, i.e. about a factor 1.5 in m) give
+    """L2: failure ~ (1 - eta)^m, so m_needed ~ log(1/alpha)/eta = 2.3/eta; the grid's ratio (<= 1.25)
+    and the binomial noise of 100 trials at rate alpha (SE 0.03, i.e. about a factor 1.5 in m) give
     [1.2, 4.4]. Quantile: at most one sample for eta < delta, at most 4.4/delta overall."""
-    beta = chapter["hd_dich_beta"]
-    lo, hi = math.log(1 / beta) / 1.9, math.log(1 / beta) * 1.9
+    alpha = chapter["hd_dich_alpha"]
+    lo, hi = math.log(1 / alpha) / 1.9, math.log(1 / alpha) * 1.9
     assert lo < chapter["hd_dich_l2_eta_m_min"] <= chapter["hd_dich_l2_eta_m_max"] < hi
     assert chapter["hd_dich_q_below_delta_max"] <= 1
     assert 0.2 < chapter["hd_dich_q_delta_m_max"] < hi
