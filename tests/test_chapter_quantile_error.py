@@ -85,6 +85,8 @@ def test_no_corrupted_score_breaks_the_theorem(chapter):
     upper bound (visits + sqrt(KL/2)) stays below the theorem's scale as the text says."""
     assert chapter["qe_worst_ks"] <= chapter["qe_worst_bound"]
     assert chapter["qe_ratio_max"] < 0.75
+    # each replicate (n/2 paths) on its own: KS noise sqrt(2) larger, still below the bound
+    assert max(chapter["qe_rep_ratio_max_a"], chapter["qe_rep_ratio_max_b"]) < 1
     assert chapter["qe_ratio_max"] == pytest.approx(chapter["qe_worst_ks"] / chapter["qe_worst_bound"], rel=1e-9)
     assert chapter["qe_ks_max_regime"] < chapter["qe_bound_min"]
     assert chapter["qe_upper_over_bound_max"] < 1
@@ -103,6 +105,8 @@ def test_visits_use_the_union_bound_as_the_text_says(chapter):
     bound, moving bands most of it."""
     assert chapter["qe_visit_excess_z_max"] < 4
     assert chapter["qe_visit_ratio_max"] < 1.5
+    # replicates agree within binomial noise: max over <= 36 draws of |Z| stays below 4
+    assert chapter["qe_rep_visit_z_max"] < 4
     assert chapter["qe_visit_ratio_tail_median"] < 0.5
     assert chapter["qe_visit_ratio_moving_median"] > 0.6
 
