@@ -10,6 +10,7 @@ One home for each idea the chapters use:
 * :mod:`lib.metrics` — L2 score errors, the DSM objective's minimum, distribution distances;
 * :mod:`lib.hardness` — exact 1-D score metrics by quadrature, ERM over a finite class;
 * :mod:`lib.quantile` — the quantile score error ``D^delta``, per-time profiles, corruptions;
+* :mod:`lib.badsets` — scores that are quantile-accurate but arbitrarily wrong on bad sets;
 * :mod:`lib.gmm_learning` — gradient descent on the DDPM objective for mixtures, EM, power method;
 * :mod:`lib.threads` — which work runs on how many intra-op threads;
 * :mod:`lib.plotting`, :mod:`lib.widgets`, :mod:`lib.book` — figures, widgets, chapter helpers.

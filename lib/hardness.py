@@ -39,11 +39,12 @@ from ._checks import (
     check_int,
     check_real,
 )
+from .forward import time_grid
 from .mixtures import GaussianMixture
 from .quantile import weighted_quantile_error
 
 __all__ = [
-    "FiniteERM", "HardnessTheory", "finite_class_erm", "hardness_theory", "quadrature_1d",
+    "FiniteERM", "HardnessTheory", "finite_class_erm", "hardness_theory", "linear_sampler_variance", "quadrature_1d",
     "score_l2_distance_1d", "score_quantile_error_1d",
 ]
 
@@ -267,3 +268,21 @@ def finite_class_erm(hypotheses: Sequence[GaussianMixture | ScoreFn], x0: Tensor
     keys = torch.rand(losses.shape, generator=generator, dtype=losses.dtype, device=losses.device)
     keys = torch.where(losses == losses.amin(0, keepdim=True), keys, -1.0)
     return FiniteERM(losses, keys.argmax(0), n)
+
+
+# ----------------------------------------------------------------------- the sampler with the score -x
+def linear_sampler_variance(T: float, gamma: float, n_steps: int, *, v_start: float = 1.0) -> float:
+    """Output variance of :func:`lib.sample` (SDE, exponential integrator, log grid) driven by ``-x``.
+
+    With the score ``-x`` of ``N(0, 1)`` one step of length ``h`` maps ``y`` to
+    ``(2 - e^h) y + sqrt(e^{2h} - 1) xi``, so a start of variance ``v`` leaves variance
+    ``(2 - e^h)^2 v + e^{2h} - 1``: the output law is exactly ``N(0, v_out)``. The loop runs
+    over the ``n_steps`` steps, not over samples.
+
+    Used in: chap-hardness-l2 (what sampling needs), chap-quantile-error (a dropped mode).
+    """
+    times = time_grid(T, gamma, check_int(n_steps, "n_steps"))
+    v = check_real(v_start, "v_start", low=0.0)
+    for h in (times[:-1] - times[1:]).tolist():
+        v = (1 - math.expm1(h)) ** 2 * v + math.expm1(2 * h)
+    return v

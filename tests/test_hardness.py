@@ -11,6 +11,7 @@ import lib
 from lib.hardness import (
     finite_class_erm,
     hardness_theory,
+    linear_sampler_variance,
     quadrature_1d,
     score_l2_distance_1d,
     score_quantile_error_1d,
@@ -274,3 +275,14 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="hypothesis must be"):
         res.frequency(2)
     assert math.isfinite(res.losses.sum().item())
+
+
+def test_linear_sampler_variance_matches_the_sampler():
+    """lib.sample with the score -x from N(0, 1): sample variance within 4 standard errors v sqrt(2/n)."""
+    v = linear_sampler_variance(10.0, 1e-3, 60)
+    n = 40_000
+    out = lib.sample(lambda x, t: -x, n, 1, T=10.0, gamma=1e-3, n_steps=60, generator=torch.Generator().manual_seed(2))
+    assert out.var().item() == pytest.approx(v, abs=4 * v * math.sqrt(2 / n))
+    assert v > 1.0  # the discretisation widens the output
+    with pytest.raises(ValueError):
+        linear_sampler_variance(10.0, 1e-3, 0)
