@@ -52,30 +52,33 @@ def test_average_weights_are_s_t_squared(chapter):
 
 
 def test_statistical_error_falls_with_m(chapter):
-    """The fitted slope's 95% interval lies below zero, and at every time the drop from the
-    smallest to the largest m exceeds a 95% t interval over 3 seeds."""
+    """The fitted slope's 95% interval lies below zero, and the log drop of the three-time
+    average from the smallest to the largest m exceeds a 95% t interval over 3 seeds (paired)."""
     assert chapter["sc_stat_slope_hi"] < 0
-    assert chapter["sc_stat_drop_min_t"] > T_3_SEEDS
+    assert chapter["sc_stat_drop_t"] > T_3_SEEDS
+    assert chapter["sc_stat_first"] > 10 * chapter["sc_stat_last"]
 
 
 def test_approximation_error_falls_with_width_at_every_time(chapter):
-    """Narrowest against widest class: the gap of the three-time average exceeds a 95% t
-    interval over 3 seeds, and the mean falls at each time."""
-    assert chapter["sc_app_gap_avg_t"] > T_3_SEEDS
+    """Narrowest against widest class: worse in every one of the 9 (seed, time) pairs (chance
+    1/512 if width did not matter and the noise were symmetric); the log ratio of the
+    three-time averages exceeds a 95% t interval over 3 seeds; the mean falls at each time."""
+    assert chapter["sc_app_pairs_worse"] == 1
+    assert chapter["sc_app_logratio_t"] > T_3_SEEDS
     for j in range(3):
         assert chapter[f"sc_app_narrow_{j}"] > chapter[f"sc_app_wide_{j}"]
 
 
 def test_empirical_minimisers_and_optimisation_error(chapter):
     """The minibatch run ends above the better long run's empirical loss; its optimisation
-    error falls with steps (paired t over 3 seeds) but does not reach zero (it stays above a
-    tenth of the distance between the two restarts, which is not negligible against E_stat);
-    the exact minimiser is further from f* than the early-stopped run (overfitting)."""
+    error falls with steps (paired t over 3 seeds) but levels off at the order of magnitude of
+    the distance between the two restarts (different functions) instead of reaching zero; the
+    exact minimiser is further from f* than the early-stopped run (overfitting)."""
     assert chapter["sc_short_loss_excess"] > 0
-    assert chapter["sc_restart_dist"] > 0.1 * chapter["sc_stat_hat"]
-    assert chapter["sc_stat_hat"] > chapter["sc_stat_trained_opt"]
     assert chapter["sc_opt_drop_t"] > T_3_SEEDS
-    assert chapter["sc_opt_last"] > 0.1 * chapter["sc_restart_dist"]
+    assert chapter["sc_restart_dist"] > 0.01 * chapter["sc_opt_first"]
+    assert 0.1 < chapter["sc_opt_last"] / chapter["sc_restart_dist"] < 10
+    assert chapter["sc_stat_hat"] > chapter["sc_stat_trained_opt"]
 
 
 def test_sandwich_theory_predicts_least_squares(chapter):
@@ -94,10 +97,12 @@ def test_sandwich_theory_predicts_least_squares(chapter):
 
 
 def test_networks_use_far_fewer_parameters_than_they_have_and_follow_C_t(chapter):
-    """P_eff = m E_stat / C_t far below P; across times E_stat follows C_t within a factor 2."""
-    assert chapter["sc_P_eff_max"] < chapter["sc_P"] / 5
+    """P_eff = m E_stat / C_t far below P; across times E_stat follows C_t in order of magnitude
+    (within a factor 3 of the ratio C_0.05 / C_1; the text says 'not exactly')."""
+    assert chapter["sc_P_eff_min"] < chapter["sc_P_eff_max"] < chapter["sc_P"] / 5
     assert chapter["sc_C_ratio"] == pytest.approx(8.9554 / 0.4522, rel=1e-3)
-    assert 0.5 < chapter["sc_stat_t_ratio"] / chapter["sc_C_ratio"] < 2
+    assert 1 / 3 < chapter["sc_stat_t_ratio"] / chapter["sc_C_ratio"] < 3
+    assert 1 <= chapter["sc_P_eff_t_spread"] < 5
 
 
 def test_empirical_optimal_score_memorises(chapter):
@@ -119,6 +124,6 @@ def test_ex3_memoriser_wins_the_empirical_objective_and_loses_the_population_one
 def test_full_settings():
     full = run_chapter("sample_complexity", quick=False)
     assert full["sc_stat_slope_hi"] < 0
-    assert full["sc_app_gap_avg_t"] > T_3_SEEDS
+    assert full["sc_app_pairs_worse"] == 1
     assert full["sc_lin_max_excess"] < 0
     assert full["sc_stat_hat"] > full["sc_stat_trained_opt"]
