@@ -41,6 +41,7 @@ def test_coupling_bound_and_score_size(chapter):
     m2 = 0.25 * (6.25 + 0.3) + 0.5 * (0.25 + 0.5) + 0.25 * (9 + 0.2)
     a, s2 = math.exp(-1e-3), -math.expm1(-2e-3)
     assert chapter["sc_w2_bound"] == pytest.approx(math.sqrt((1 - a) ** 2 * m2 + s2), rel=1e-10)
+    assert chapter["sc_w2_bound"] < 1.01 * math.sqrt(s2)  # "almost all of it the noise term"
     assert chapter["sc_score_sq_gamma"] == pytest.approx(2.2985, abs=1e-3)
     assert chapter["sc_inv_s2_gamma"] == pytest.approx(1 / s2, rel=1e-10)
 
@@ -62,9 +63,10 @@ def test_statistical_error_falls_with_m(chapter):
 def test_approximation_error_falls_with_width_at_every_time(chapter):
     """Narrowest against widest class: worse in every one of the 9 (seed, time) pairs (chance
     1/512 if width did not matter and the noise were symmetric); the log ratio of the
-    three-time averages exceeds a 95% t interval over 3 seeds; the mean falls at each time."""
+    three-time averages is positive beyond the one-sided 95% t quantile over 3 seeds (the
+    claim is directional); the mean falls at each time."""
     assert chapter["sc_app_pairs_worse"] == 1
-    assert chapter["sc_app_logratio_t"] > T_3_SEEDS
+    assert chapter["sc_app_logratio_t"] > stats.t.ppf(0.95, 2)
     for j in range(3):
         assert chapter[f"sc_app_narrow_{j}"] > chapter[f"sc_app_wide_{j}"]
 

@@ -47,6 +47,8 @@ def test_kl_chain_rule_bounds_every_injected_error(chapter):
     assert chapter["sm_inj_ks_exact"] < 2 * KS_99 / math.sqrt(chapter["sm_inj_n"])
     # the cost of c/s_t per c^2: log(1/gamma)/2 plus an O(1) part from the steps near t = 1
     assert 0 < chapter["sm_inj_cost_per_c2"] - chapter["sm_inj_log_gamma_half"] < 1.0
+    # c/s_t^2: sum_k h_k / s^4 ~ int_gamma dt / (4 t^2) = 1/(4 gamma), up to O(log(1/gamma)) terms
+    assert chapter["sm_inj_cost_p2"] == pytest.approx(chapter["sm_inj_quarter_inv_gamma"], rel=0.1)
 
 
 def test_injected_error_harm_grows_linearly_and_equal_cost_does_equal_or_less_harm(chapter):
