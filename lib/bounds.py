@@ -12,8 +12,9 @@ Two variables need care. **The sources' gamma is a noise scale**, the ``sigma_t`
 sampling stops (GPPX: the score is hardest "when sigma_t = gamma"); the book's ``gamma`` is a
 stopping *time*. These functions take the source's variable as ``sigma_min``; convert a
 stopping time with ``lib.sigma(gamma)`` and back with ``lib.time_for_sigma``. **eps means
-different things**: the TV error of the sampler's output for OAS23, CHZW23, BMR20 and GPPX,
-a score-estimation accuracy for Gaur et al. (:attr:`Bound.eps_measures`).
+different things**: the TV error of the sampler's output for OAS23, CHZW23 and GPPX, an
+accuracy of the output in GPPX's comparison for BMR20 (whose own analysis of Langevin sampling
+is not restated here), a score-estimation accuracy for Gaur et al. (:attr:`Bound.eps_measures`).
 
 The table of Gupta, Parulekar, Price and Xun (2024; "GPPX") compares
 
@@ -148,7 +149,8 @@ BOUNDS: dict[str, Bound] = {
                       "data on a $d$-dim. subspace", None),
     "block2020": Bound("block2020", "[BMR20]", "block2020generative",
                        r"$\tilde O(d^{5/2}R^3P^D\sqrt D/(\sigma_{\min}^3\varepsilon^2 m_2^3))$",
-                       "DAE at one noise level + Langevin; network represents the scores; data bounded by $R$", 2.0),
+                       "DAE at one noise level + Langevin; network represents the scores; data bounded by $R$", 2.0,
+                       "output accuracy, as compared in GPPX's table"),
     "gupta2024": Bound("gupta2024", "GPPX", "gupta2024improved",
                        r"$\tilde O(d^2PD\log^3(1/\sigma_{\min})/\varepsilon^3)$", "network represents the scores", 3.0),
     "gaur2025_v1": Bound("gaur2025_v1", "Gaur et al. v1", "gaur2025sample", r"$\tilde O(\varepsilon^{-6})$",
