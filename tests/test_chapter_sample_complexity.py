@@ -46,6 +46,12 @@ def test_coupling_bound_and_score_size(chapter):
     assert chapter["sc_inv_s2_gamma"] == pytest.approx(1 / s2, rel=1e-10)
 
 
+def test_network_count(chapter):
+    """Quick mode: 3 widths x 3 seeds x 3 times best-in-class, 4 sample sizes x 9 trained, and
+    9 minibatch plus 2 x 9 full-batch runs of the optimisation study."""
+    assert chapter["sc_n_models"] == 27 + 36 + 27
+
+
 def test_average_weights_are_s_t_squared(chapter):
     """The three-point average's weights 0.095, 0.330, 0.865 (s_t^2 at t = 0.05, 0.2, 1)."""
     for i, t in enumerate((0.05, 0.2, 1.0)):
