@@ -12,7 +12,8 @@ One home for each idea the chapters use:
 * :mod:`lib.quantile` — the quantile score error ``D^delta``, per-time profiles, corruptions;
 * :mod:`lib.gmm_learning` — gradient descent on the DDPM objective for mixtures, EM, power method;
 * :mod:`lib.girsanov` — the KL chain-rule cost of a score error to the sampler, injected errors;
-* :mod:`lib.statistical` — DSM as regression: label noise, the sandwich theory of the statistical error, the empirical optimal score;
+* :mod:`lib.statistical` — DSM as regression: label noise, the sandwich theory of the statistical
+  error, the empirical optimal score;
 * :mod:`lib.plotting`, :mod:`lib.widgets`, :mod:`lib.book` — figures, widgets, chapter helpers.
 """
 

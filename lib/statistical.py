@@ -98,6 +98,8 @@ def dsm_excess_paired(score_fn: ScoreFn, mixture: GaussianMixture, t: float, n: 
     expectation; ``gap`` is their paired difference with its own standard error.
     """
     check_callable(score_fn, "score_fn")
+    if not isinstance(mixture, GaussianMixture):
+        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
     t = check_real(t, "t", low=0.0, low_open=True)
     n = check_int(n, "n", low=2)
     check_generator(generator)
@@ -197,6 +199,10 @@ def least_squares_fits(mixture: GaussianMixture, theory: LinearTheory, m: int, r
 
     Least squares is solved exactly (no optimisation error): this is the empirical minimiser.
     """
+    if not isinstance(mixture, GaussianMixture) or mixture.d != 1:
+        raise ValueError("mixture must be a one-dimensional GaussianMixture")
+    if not isinstance(theory, LinearTheory):
+        raise TypeError(f"theory must be a LinearTheory (from linear_theory_1d), got {type(theory).__name__}")
     m = check_int(m, "m", low=theory.k + 1)
     replicates = check_int(replicates, "replicates")
     check_generator(generator)

@@ -109,5 +109,9 @@ def test_bad_inputs():
         st.least_squares_fits(mix, th, 2, 5)
     with pytest.raises(ValueError, match="x"):
         st.spline_features(torch.zeros(3), [0.0])
+    with pytest.raises(TypeError, match="theory"):
+        st.least_squares_fits(mix, "theory", 50, 5)
+    with pytest.raises(TypeError, match="mixture"):
+        st.dsm_excess_paired(lambda x, t: x, "mix", 0.1, 10)
     with pytest.raises(ValueError, match="t"):
         st.EmpiricalScore(torch.zeros(3, 1))(torch.zeros(2, 1), 0.0)
