@@ -42,8 +42,8 @@ def test_vectorised_and_broadcast():
         assert bounds.implied_error_exponent(key) == pytest.approx(-1 / k)
 
 
-def test_gamma_and_depth_dependence():
-    """BMR20 pays gamma^-3 and P^D; the new bound log^3(1/gamma) and P D."""
+def test_noise_scale_and_depth_dependence():
+    """BMR20 pays sigma_min^-3 and P^D; GPPX log^3(1/sigma_min) and P D."""
     g1, g2 = 1e-2, 1e-4
     r_block = bounds.block2020(0.1, g2, 2, 100, 3) / bounds.block2020(0.1, g1, 2, 100, 3)
     r_gupta = bounds.gupta2024(0.1, g2, 2, 100, 3) / bounds.gupta2024(0.1, g1, 2, 100, 3)
@@ -56,7 +56,7 @@ def test_gamma_and_depth_dependence():
 
 
 def test_crossover_is_where_the_counts_meet():
-    kw = dict(gamma=1e-3, d=2, P=50, D=2)
+    kw = dict(sigma_min=1e-3, d=2, P=50, D=2)
     e = bounds.crossover_eps(**kw)
     closed = 1e-9 * 50 ** (-1) * math.sqrt(2) * math.log(1e3) ** 3 / math.sqrt(2)
     assert e == pytest.approx(closed, rel=1e-9)
@@ -69,7 +69,7 @@ def test_bad_inputs():
         bounds.oko2023(1.5, 2)
     with pytest.raises(ValueError, match="eps"):
         bounds.gaur2025(0.0)
-    with pytest.raises(ValueError, match="gamma"):
+    with pytest.raises(ValueError, match="sigma_min"):
         bounds.chen2023(0.1, -1e-3, 2)
     with pytest.raises(ValueError, match="d must be >= 1"):
         bounds.gupta2024(0.1, 1e-3, 0.5, 10, 2)
@@ -87,5 +87,29 @@ def test_bad_inputs():
         bounds.implied_error_exponent("oko2023")
     with pytest.raises(TypeError, match="eps"):
         bounds.oko2023("small", 2)
-    with pytest.raises(ValueError, match="gamma"):
+    with pytest.raises(ValueError, match="sigma_min"):
         bounds.crossover_eps(2.0, 2, 10, 2)
+
+
+def test_each_eps_is_labelled_by_what_it_measures():
+    """Gaur et al.'s eps is a score-estimation accuracy; OAS23, CHZW23 and GPPX bound the
+    output's TV; BMR20 is labelled as GPPX's table compares it."""
+    for key, row in bounds.BOUNDS.items():
+        if key.startswith("gaur"):
+            assert row.eps_measures == "score-estimation error"
+        elif key == "block2020":
+            assert "GPPX" in row.eps_measures
+        else:
+            assert row.eps_measures == "TV error of the output"
+
+
+def test_book_time_converts_to_the_sources_noise_scale():
+    """The book's stopping time gamma = 1e-3 is the noise scale s_gamma = sqrt(1 - e^{-0.002}):
+    BMR20's factor sigma_min^-3 is then about 1.1e4, not gamma^-3 = 1e9."""
+    import lib
+
+    s = lib.sigma(1e-3).item()
+    assert s == pytest.approx(math.sqrt(-math.expm1(-2e-3)), rel=1e-14)
+    ratio = bounds.block2020(0.1, s, 2, 100, 3) / bounds.block2020(0.1, 0.5, 2, 100, 3)
+    assert ratio.item() == pytest.approx((0.5 / s) ** 3, rel=1e-12)
+    assert lib.time_for_sigma(s) == pytest.approx(1e-3, rel=1e-10)

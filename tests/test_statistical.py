@@ -1,0 +1,117 @@
+"""lib.statistical: DSM as regression (label noise, sandwich theory) and the empirical score."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import lib
+from lib import statistical as st
+
+
+def _numpy_score_sq(t):
+    """E|grad log q_t|^2 for demo_1d by an independent numpy quadrature."""
+    w, m, v = np.array([0.25, 0.5, 0.25]), np.array([-2.5, 0.5, 3.0]), np.array([0.3, 0.5, 0.2])
+    a, s2 = math.exp(-t), -math.expm1(-2 * t)
+    var = a * a * v + s2
+    x = np.linspace(-15, 15, 600_001)[:, None]
+    comp = w * np.exp(-(x - a * m) ** 2 / (2 * var)) / np.sqrt(2 * np.pi * var)
+    p = comp.sum(1)
+    score = (comp * (a * m - x) / var).sum(1) / p
+    return np.trapezoid(p * score**2, x[:, 0])
+
+
+def test_score_second_moment_and_noise_variance_against_numpy():
+    """At t = 1e-3: E|score|^2 = 2.30 while 1/s^2 = 500.5, C_t = 1/s^2 - E|score|^2."""
+    mix = lib.demo_1d()
+    for t in (1e-3, 0.2):
+        e2 = st.score_second_moment_1d(mix, t)
+        assert e2 == pytest.approx(_numpy_score_sq(t), rel=1e-6)
+        assert st.dsm_noise_variance_1d(mix, t) == pytest.approx(1 / -math.expm1(-2 * t) - e2, rel=1e-12)
+    assert st.score_second_moment_1d(mix, 1e-3) == pytest.approx(2.30, abs=0.005)
+
+
+def test_label_variance_averages_to_the_dsm_minimum():
+    """Second-order Tweedie: E v(x) = C_t (integration by parts); for a Gaussian N(0, v0) the
+    label variance is the constant 1/s^2 - 1/(a^2 v0 + s^2)."""
+    gauss = lib.GaussianMixture([1.0], [0.0], [0.3])
+    x = torch.linspace(-3, 3, 7, dtype=torch.float64)[:, None]
+    t = 0.05
+    a2, s2 = math.exp(-2 * t), -math.expm1(-2 * t)
+    assert torch.allclose(st.label_variance(gauss, x, t), torch.full((7,), 1 / s2 - 1 / (a2 * 0.3 + s2),
+                                                                      dtype=torch.float64), rtol=1e-10)
+    th = st.linear_theory_1d(lib.demo_1d(), 0.2, st.quantile_knots_1d(lib.demo_1d(), 0.2, 4))
+    assert th.noise_variance == pytest.approx(st.dsm_noise_variance_1d(lib.demo_1d(), 0.2), rel=1e-8)
+
+
+def test_sandwich_predicts_the_least_squares_error():
+    """Over 400 training sets of m = 2000 pairs the mean G-norm error matches tr(G^-1 Omega)/m
+    within 4 standard errors plus the O(k/m) finite-sample term."""
+    mix = lib.demo_1d()
+    th = st.linear_theory_1d(mix, 0.2, st.quantile_knots_1d(mix, 0.2, 6))
+    e = st.least_squares_fits(mix, th, 2000, 400, generator=torch.Generator().manual_seed(3))
+    pred = th.predicted_stat_error(2000).item()
+    se = e.std().item() / math.sqrt(e.numel())
+    assert abs(e.mean().item() - pred) < 4 * se + 2 * th.k / 2000 * pred
+    # homoscedastic reading: close to k C_t / m but not equal (the label noise varies with x)
+    assert 0.5 < th.sandwich / (th.k * th.noise_variance) < 1.5
+
+
+def test_quantile_knots_split_the_mass_evenly():
+    mix = lib.demo_1d()
+    kn = st.quantile_knots_1d(mix, 0.1, 3)
+    assert torch.allclose(mix.cdf(kn, 0.1), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64), atol=1e-6)
+
+
+def test_paired_excess_agrees_with_l2_and_pairs_the_noise():
+    """For a score off by 0.1 in each coordinate the excess is 2 x 0.01; pairing removes the
+    label noise, so its standard error is several times the unpaired one's smaller."""
+    mix = lib.demo_2d()
+    f = lambda x, t: mix.score(x, t) + 0.1  # noqa: E731
+    r = st.dsm_excess_paired(f, mix, 0.1, 50_000, generator=torch.Generator().manual_seed(0))
+    assert abs(r.gap.value) < 4 * r.gap.stderr
+    assert r.l2.value == pytest.approx(0.02, rel=1e-9)
+    unpaired = lib.dsm_objective(f, mix, 0.1, 50_000, generator=torch.Generator().manual_seed(1))
+    assert unpaired.stderr > 5 * r.excess.stderr
+
+
+def test_empirical_score_is_the_score_of_the_noised_empirical_law():
+    """Against a GaussianMixture with (nearly) zero component variance, and its denoiser
+    returns a convex combination of the training points."""
+    x0 = lib.demo_2d().sample(6, generator=torch.Generator().manual_seed(0))
+    es = st.EmpiricalScore(x0)
+    gm = lib.GaussianMixture(torch.full((6,), 1 / 6, dtype=torch.float64), x0, 1e-14)
+    x = torch.randn(9, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for t in (0.01, 0.5):
+        assert torch.allclose(es(x, t), gm.score(x, t), rtol=1e-8, atol=1e-8)
+    per_row = torch.full((9,), 0.3, dtype=torch.float64)
+    assert torch.allclose(es(x, per_row), es(x, 0.3), atol=1e-12)
+
+
+def test_empirical_score_sampler_returns_training_points():
+    x0 = lib.demo_2d().sample(20, generator=torch.Generator().manual_seed(0))
+    out = lib.sample(st.EmpiricalScore(x0), 500, 2, T=5.0, gamma=1e-4, n_steps=300,
+                     generator=torch.Generator().manual_seed(1))
+    assert st.nearest_distance(out, x0).max().item() < 0.1  # s_gamma ~ 0.014
+
+
+def test_bad_inputs():
+    mix = lib.demo_1d()
+    with pytest.raises(ValueError, match="t"):
+        st.dsm_noise_variance_1d(mix, 0.0)
+    with pytest.raises(TypeError, match="mixture"):
+        st.label_variance("mix", torch.zeros(2, 1), 0.1)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        st.linear_theory_1d(lib.demo_2d(), 0.1, [0.0])
+    th = st.linear_theory_1d(mix, 0.1, [0.0])
+    with pytest.raises(ValueError, match="m"):
+        st.least_squares_fits(mix, th, 2, 5)
+    with pytest.raises(ValueError, match="x"):
+        st.spline_features(torch.zeros(3), [0.0])
+    with pytest.raises(TypeError, match="theory"):
+        st.least_squares_fits(mix, "theory", 50, 5)
+    with pytest.raises(TypeError, match="mixture"):
+        st.dsm_excess_paired(lambda x, t: x, "mix", 0.1, 10)
+    with pytest.raises(ValueError, match="t"):
+        st.EmpiricalScore(torch.zeros(3, 1))(torch.zeros(2, 1), 0.0)
