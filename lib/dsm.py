@@ -30,6 +30,7 @@ from ._checks import (
     check_int,
     check_real,
 )
+from .forward import noise_like
 
 WEIGHTINGS = ("sigma2", "none")
 
@@ -53,7 +54,7 @@ def dsm_loss(
     x0 = as_points(x0, "x0", dtype=None)
     t = as_times(t, n=x0.shape[0], allow_zero=False, dtype=x0.dtype, device=x0.device)
     if z is None:
-        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        z = noise_like(x0, generator)
     elif z.shape != x0.shape:
         raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
     return _loss(score_fn, x0, t, z, weighting)
