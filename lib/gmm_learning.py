@@ -226,6 +226,7 @@ def population_terms(theta: Tensor, mu_star_t: Tensor, *, nodes: int = 160) -> P
     depend on ``x`` only through its coordinates in ``span(theta, mu*_t)``, and are even in
     ``x``, so each expectation is a two-dimensional Gauss-Hermite sum (``nodes^2`` points) over
     the component at ``+mu*_t``. ``t`` enters only through ``mu*_t = exp(-t) mu*``.
+    Used in: chap-gmm-learning (the gradient-EM identity).
     """
     theta, mu_star_t = as_tensor(theta, "theta"), as_tensor(mu_star_t, "mu_star_t")
     if theta.ndim != 1 or theta.shape != mu_star_t.shape:
@@ -309,6 +310,7 @@ def gd_ddpm(x0: Tensor, init: Tensor, t: float, *, steps: int = 100, lr: float =
     averaging, which averages fresh noise away). ``tol`` stops at the first step where the
     reported estimate's :func:`relative_change` is at most ``tol`` (``steps`` is then a budget).
     Raises if the loss stops being finite (the step is too large).
+    Used in: chap-gmm-learning (every experiment); benchmarks/gmm_vs_sklearn.py.
     """
     init = _as_centres(init, "init").detach()
     x0, init = _data(x0, init)
@@ -390,7 +392,7 @@ def responsibilities(mu: Tensor, x: Tensor) -> Tensor:
 def em(x0: Tensor, init: Tensor, *, steps: int = 50, tol: float | None = None, progress: bool = False) -> Tensor:
     """EM updates (:func:`em_step`) from ``init``: at most ``steps``, fewer if ``tol`` is given and
     an update's :func:`relative_change` falls to ``tol`` or below. Returns the iterates, stacked
-    (``steps + 1`` rows without ``tol``)."""
+    (``steps + 1`` rows without ``tol``). Used in: chap-gmm-learning; benchmarks/gmm_vs_sklearn.py."""
     init = _as_centres(init, "init").detach()
     x0, init = _data(x0, init)
     steps = check_int(steps, "steps")
