@@ -131,6 +131,7 @@ def test_weak_separation_changes_the_rate_and_the_iterations(chapter):
     assert 0.5 < chapter["gm_low_half_small_n"] < 2.0
     assert 0.6 < chapter["gm_low_two_over_rate"] < 1.6  # separation 2: about sqrt(d/m)
     assert chapter["gm_low_iters_half"] > 3 * chapter["gm_low_iters_two"]
+    assert chapter["gm_low_iters_two"] < 20  # at separation 2 EM contracts fast
     assert chapter["gm_low_iters_zero_big"] > chapter["gm_low_iters_half"]
     assert chapter["gm_low_iters_zero_big"] >= chapter["gm_low_iters_zero_small"]
 
@@ -154,6 +155,8 @@ def test_poor_start_in_the_plane_stays_poor(chapter):
 def test_warm_start_sweep(chapter):
     assert chapter["gm_sweep_success_small"] == 1.0 and chapter["gm_sweep_success_em_small"] == 1.0
     assert chapter["gm_sweep_em_failures"] <= chapter["gm_sweep_gd_failures"]
+    # the escape the next experiment isolates is at least half of GD's failures
+    assert 2 * chapter["gm_sweep_gd_escapes"] >= chapter["gm_sweep_gd_failures"]
     assert chapter["gm_sweep_aimed_far_em"] >= chapter["gm_sweep_aimed_far_gd"]
 
 
