@@ -34,6 +34,7 @@ from ._checks import (
     check_real,
     check_seed,
 )
+from .forward import noise_like
 from .threads import small_work
 
 WEIGHTINGS = ("sigma2", "none")
@@ -59,7 +60,7 @@ def dsm_loss(
     t = as_times(t, n=x0.shape[0], allow_zero=False, dtype=x0.dtype, device=x0.device)
     check_generator(generator)
     if z is None:
-        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        z = noise_like(x0, generator)
     else:
         z = as_points(z, "z", x0.shape[1], dtype=x0.dtype, device=x0.device)
         if z.shape != x0.shape:

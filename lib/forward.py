@@ -56,6 +56,16 @@ def time_for_sigma(s: float) -> float:
 _TINY = 2.2250738585072014e-308  # the smallest normal float64
 
 
+def noise_like(x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Standard normal draws ``z ~ N(0, I)`` with the shape, dtype and device of ``x0``.
+
+    The one place the DDPM/DSM objectives draw their noise (:func:`perturb`,
+    :func:`lib.dsm.dsm_loss`, :mod:`lib.gmm_learning`), so that one generator state gives
+    the same ``z`` everywhere.
+    """
+    return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+
+
 def perturb(
     x0: Tensor,
     t: Tensor | float,
@@ -72,7 +82,7 @@ def perturb(
     t = as_times(t, n=x0.shape[0], dtype=x0.dtype, device=x0.device)
     check_generator(generator)
     if z is None:
-        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        z = noise_like(x0, generator)
     else:
         z = as_points(z, "z", x0.shape[1], dtype=x0.dtype, device=x0.device)
         if z.shape != x0.shape:

@@ -9,24 +9,28 @@ and for ``q = (1/K) sum_k N(mu_k*, I)``
 
     s_mu(x, t) = sum_k softmax_k(mu_{k,t} . x - |mu_{k,t}|^2 / 2) mu_{k,t} - x.
 
-Both equal the exact score ``grad log q_t`` at ``mu = mu*`` (every noised component has
-covariance ``a_t^2 I + s_t^2 I = I``). Gradient descent runs on the empirical DDPM
-objective at one time ``t`` (the objective of :mod:`lib.dsm`),
+Both are the exact score ``grad log q_t`` of the mixture with centres ``mu`` (every noised
+component has covariance ``a_t^2 I + s_t^2 I = I``), so :func:`student_score` is
+:meth:`lib.mixtures.GaussianMixture.score`. Gradient descent runs on the empirical DDPM
+objective at one time ``t`` (the objective of :func:`lib.dsm.dsm_loss`),
 
     L_t(mu) = (1/n) sum_i || s_mu(a_t x_i + s_t z_i, t) + z_i / s_t ||^2,
 
-with the noise ``z_i`` redrawn every step (``noise="fresh"``) or drawn once (``"fixed"``).
+with the noise ``z_i`` (:func:`lib.forward.noise_like`) redrawn every step (``noise="fresh"``)
+or drawn once (``"fixed"``).
 
-**Which parameter moves.** By default GD updates ``theta = mu_t`` (``parameter="mu_t"``),
-the vector the student's score actually contains, as in the paper's analysis: one step is
-``theta <- theta - lr * grad_theta L_t`` and the estimate of ``mu*`` is ``exp(t) theta``.
-``parameter="mu"`` updates ``mu`` itself instead; since ``grad_mu L_t = exp(-t) grad_theta L_t``,
-that equals a step ``lr * exp(-2t)`` on ``theta``. Averaged over the noise, the part of the
-gradient linear in ``theta`` is exactly ``-4 exp(-2t) (S - I) theta`` with
-``S = (1/n) sum_i x_i x_i^T`` (population: ``S - I = mu* mu*^T``), so at large ``t``, where
-``theta`` is small, GD is the power method on ``I + 4 lr exp(-2t) (S - I)``
-(:func:`power_iteration`) and a small step barely moves; at small ``t`` the negative gradient
-points along the EM step (:func:`em_step`).
+**Gradient descent is EM on the noised mixture.** With ``theta = mu_t`` and ``M_t`` the EM map
+of the noised mixture ``q_t`` (centres ``+-mu*_t``, unit covariance),
+``M_t(theta) = E_{x ~ q_t}[tanh(theta . x) x]``, the population gradient is exactly
+
+    -grad_theta L_t(theta) = 2 (M_t(theta) - theta) + R_t(theta),
+    R_t(theta) = -2 E_{x ~ q_t}[(1 - tanh^2(theta . x)) (theta . Delta(x)) x],
+
+where ``Delta = s_theta - grad log q_t`` (Stein's lemma; :func:`population_terms`). ``R_t``
+vanishes at ``theta = mu*_t``. So a step ``1/2`` on ``theta`` is one EM step on ``q_t`` up to
+``R_t``; at large ``t``, where ``theta`` is small, ``R_t ~ 2 (M_t - theta)`` and the
+linearised map ``M_t(theta) ~ (I + mu*_t mu*_t^T) theta`` makes GD the power method
+(:func:`power_iteration`).
 
 Everything is vectorised over samples; only the GD and EM iterations are Python loops.
 """
@@ -36,12 +40,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from ._checks import as_points, as_tensor, check_bool, check_choice, check_generator, check_int, check_real
 from .dsm import dsm_loss
+from .forward import alpha, noise_like, sigma
+from .mixtures import GaussianMixture, _normalise, equal_weights, symmetric_two
 
 PARAMETERS = ("mu_t", "mu")
 NOISES = ("fresh", "fixed")
@@ -65,9 +72,16 @@ def _time(t: object) -> float:
     return check_real(t, "t", low=0.0, low_open=True, high=T_MAX)
 
 
-def _coefficients(t: float) -> tuple[float, float]:
-    """``a_t = exp(-t)`` and ``s_t = sqrt(1 - exp(-2t))`` (``expm1`` keeps small ``t`` exact)."""
-    return math.exp(-t), math.sqrt(-math.expm1(-2 * t))
+def _scales(t: float) -> tuple[float, float]:
+    """``(a_t, s_t)`` from :mod:`lib.forward`, as Python floats for the scalar arithmetic below."""
+    return float(alpha(t)), float(sigma(t))
+
+
+def _data(x0: object, centres: Tensor) -> tuple[Tensor, Tensor]:
+    """The samples as ``(n, d)`` points in their own floating dtype (float32 data stay float32),
+    and the centres in that dtype."""
+    x0 = as_points(x0, "x0", centres.shape[-1], dtype=None, device=centres.device)
+    return x0, centres.to(x0.dtype)
 
 
 def _noise(z: object, x0: Tensor) -> Tensor:
@@ -77,24 +91,15 @@ def _noise(z: object, x0: Tensor) -> Tensor:
     return z
 
 
-def _normal_(out: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Fill ``out`` with ``N(0, 1)`` draws. Float64 draws are made in float32 and widened:
-    about four times faster on a CPU, where drawing the noise would otherwise cost more than
-    the gradient; the objective averages over the draws, so rounding each to 24 bits changes
-    nothing it measures."""
-    if out.dtype == torch.float64:
-        out.copy_(torch.randn(out.shape, generator=generator, dtype=torch.float32, device=out.device))
-    else:
-        torch.randn(out.shape, generator=generator, dtype=out.dtype, device=out.device, out=out)
-    return out
-
-
 def _softmax(logits: Tensor) -> Tensor:
-    """Softmax over the last axis. Written out because ``torch.softmax`` over a short last
-    axis (K centres) is several times slower on a CPU; subtracting the row maximum keeps it
-    exact for any logits."""
-    e = (logits - logits.amax(-1, keepdim=True)).exp()
-    return e / e.sum(-1, keepdim=True)
+    """The mixture's normaliser (one ``exp``; ``torch.softmax`` over K = 2..4 columns is about
+    three times slower on a CPU, and this runs once per GD step)."""
+    return _normalise(logits)[2]
+
+
+def _model(mu: Tensor) -> GaussianMixture:
+    """The mixture whose centres are ``mu``: ``symmetric_two`` for ``(d,)``, ``equal_weights`` for ``(K, d)``."""
+    return symmetric_two(mu, dtype=mu.dtype) if mu.ndim == 1 else equal_weights(mu)
 
 
 # --------------------------------------------------------------------- the student score
@@ -103,36 +108,32 @@ def student_score(mu: Tensor, x: Tensor, t: float) -> Tensor:
 
     ``mu`` of shape ``(d,)``: ``tanh(mu_t . x) mu_t - x`` (symmetric two-component model);
     shape ``(K, d)``: ``sum_k softmax_k(mu_{k,t} . x - |mu_{k,t}|^2/2) mu_{k,t} - x``;
-    ``mu_t = exp(-t) mu``, ``t >= 0`` one time. Keeps ``mu``'s floating dtype and is
-    differentiable in ``mu``.
+    ``mu_t = exp(-t) mu``, ``t >= 0`` one time. Both are the exact noised score of the mixture
+    with centres ``mu`` (:meth:`lib.mixtures.GaussianMixture.score`), which computes them.
+    Differentiable in ``mu``; a ``(d,)`` vector keeps its floating dtype, ``(K, d)`` centres
+    are float64. Used in: chap-gmm-learning.
     """
     mu = _as_centres(mu, "mu", keep_dtype=True)
-    x = as_points(x, "x", mu.shape[-1], dtype=mu.dtype, device=mu.device)
+    x = as_points(x, "x", mu.shape[-1], dtype=mu.dtype if mu.ndim == 1 else torch.float64, device=mu.device)
     t = check_real(t, "t", low=0.0, high=T_MAX)
-    return _score_theta(math.exp(-t) * mu, x)
-
-
-def _score_theta(theta: Tensor, x: Tensor) -> Tensor:
-    if theta.ndim == 1:
-        return torch.tanh(x @ theta)[:, None] * theta - x
-    logits = x @ theta.T - 0.5 * (theta * theta).sum(-1)
-    return _softmax(logits) @ theta - x
+    return _model(mu).score(x, t)
 
 
 def ddpm_loss(mu: Tensor, x0: Tensor, t: float, z: Tensor | None = None, *,
               generator: torch.Generator | None = None) -> Tensor:
     """The empirical DDPM objective ``(1/n) sum_i ||s_mu(a_t x_i + s_t z_i, t) + z_i/s_t||^2``.
 
-    Computed by :func:`lib.dsm.dsm_loss` with :func:`student_score`; differentiable in ``mu``
-    (``mu`` of shape ``(d,)`` or ``(K, d)``). ``z`` defaults to fresh ``N(0, I)`` draws.
+    :func:`lib.dsm.dsm_loss` of :func:`student_score`; differentiable in ``mu`` (``mu`` of shape
+    ``(d,)`` or ``(K, d)``). ``z`` defaults to fresh draws of :func:`lib.forward.noise_like`, the
+    same draws :func:`ddpm_gradient` makes from the same generator state.
     """
     mu = _as_centres(mu, "mu", keep_dtype=True)
-    x0 = as_points(x0, "x0", mu.shape[-1], dtype=mu.dtype, device=mu.device)
+    x0 = as_points(x0, "x0", mu.shape[-1], dtype=mu.dtype if mu.ndim == 1 else torch.float64, device=mu.device)
     t = _time(t)
     check_generator(generator)
     if z is not None:
         z = _noise(z, x0)
-    return dsm_loss(lambda x, _t: _score_theta(math.exp(-t) * mu, x), x0, t, z, generator=generator)
+    return dsm_loss(lambda x, _t: student_score(mu, x, t), x0, t, z, generator=generator)
 
 
 def ddpm_gradient(mu: Tensor, x0: Tensor, t: float, z: Tensor | None = None, *, parameter: str = "mu_t",
@@ -144,16 +145,16 @@ def ddpm_gradient(mu: Tensor, x0: Tensor, t: float, z: Tensor | None = None, *, 
     with ``u_i = theta . x_i``; K-component model, with weights ``w_ik = softmax_k(...)`` and
     ``m_i = sum_k w_ik theta_k``,
     ``grad_{theta_k} L = (2/n) sum_i w_ik [r_i + ((theta_k - m_i) . r_i)(x_i - theta_k)]``.
-    ``grad_mu L = exp(-t) grad_theta L``. ``z`` defaults to fresh ``N(0, I)`` draws.
-    Vectorised over samples; float64.
+    ``grad_mu L = exp(-t) grad_theta L``. ``z`` defaults to fresh draws of
+    :func:`lib.forward.noise_like`. Computed in the dtype of ``x0``.
     """
     mu = _as_centres(mu, "mu")
-    x0 = as_points(x0, "x0", mu.shape[-1], dtype=mu.dtype, device=mu.device)
+    x0, mu = _data(x0, mu)
     t = _time(t)
     check_choice(parameter, "parameter", PARAMETERS)
     check_generator(generator)
-    z = _normal_(torch.empty_like(x0), generator) if z is None else _noise(z, x0)
-    a, s = _coefficients(t)
+    z = noise_like(x0, generator) if z is None else _noise(z, x0)
+    a, s = _scales(t)
     loss, grad = _loss_and_grad(a * mu, x0, z, a, s)
     return loss, grad if parameter == "mu_t" else a * grad
 
@@ -162,9 +163,10 @@ def _loss_and_grad(theta: Tensor, x0: Tensor, z: Tensor, a: float, s: float,
                    sum_sq_x0: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Loss and gradient in ``theta = mu_t`` at ``x = a x0 + s z``, residual ``r = s(x) + z/s``.
 
-    ``r = f(x) - a x0 + c z`` with ``c = 1/s - s = a^2/s``, so every term reduces to products of
-    ``x0`` and ``z`` with ``theta`` (shape ``(n,)`` or ``(n, K)``) and two ``(d, n)`` products for
-    the gradient: no ``(n, d)`` temporaries besides ``z`` itself.
+    Written out rather than through :func:`student_score` and autograd for speed: ``r = f(x) -
+    a x0 + c z`` with ``c = 1/s - s = a^2/s``, so every term reduces to products of ``x0`` and
+    ``z`` with ``theta`` (shape ``(n,)`` or ``(n, K)``) and two ``(d, n)`` products for the
+    gradient, with no ``(n, d)`` or ``(n, K, d)`` temporaries. Tested equal to autograd.
     """
     n = x0.shape[0]
     c = a * a / s
@@ -192,54 +194,146 @@ def _loss_and_grad(theta: Tensor, x0: Tensor, z: Tensor, a: float, s: float,
     return loss / n, (2.0 / n) * grad
 
 
+# --------------------------------------------------------------------- the gradient-EM identity
+@dataclass
+class PopulationTerms:
+    """The population gradient of ``L_t`` in ``theta = mu_t`` and its EM decomposition:
+    ``-gradient = 2 (em_map - theta) + remainder`` (:func:`population_terms`)."""
+
+    gradient: Tensor
+    em_map: Tensor
+    remainder: Tensor
+
+    def em_step(self, theta: Tensor) -> Tensor:
+        """``M_t(theta) - theta``."""
+        return self.em_map - theta
+
+
+def population_terms(theta: Tensor, mu_star_t: Tensor, *, nodes: int = 160) -> PopulationTerms:
+    """``grad_theta L_t``, ``M_t(theta)`` and ``R_t(theta)`` for ``q_t = 0.5 N(mu*_t, I) + 0.5 N(-mu*_t, I)``.
+
+    Population quantities (``n -> infinity``, averaged over the noise), each computed on its
+    own from its definition:
+
+    * ``grad_theta L_t = 2 E[tanh(u) Delta + (1 - tanh^2 u)(theta . Delta) x]`` with
+      ``u = theta . x``, ``Delta(x) = tanh(u) theta - tanh(mu*_t . x) mu*_t`` (Tweedie:
+      ``E[z/s_t | x_t] = -grad log q_t``);
+    * ``M_t(theta) = E[tanh(u) x]``, the EM map of ``q_t`` (Xu, Hsu and Maleki 2016);
+    * ``R_t(theta) = -2 E[(1 - tanh^2 u)(theta . Delta) x]``;
+
+    expectations over ``x ~ q_t``. Stein's lemma gives ``-grad = 2 (M_t - theta) + R_t``
+    exactly; here it holds to the quadrature's accuracy, which tests that step. The integrands
+    depend on ``x`` only through its coordinates in ``span(theta, mu*_t)``, and are even in
+    ``x``, so each expectation is a two-dimensional Gauss-Hermite sum (``nodes^2`` points) over
+    the component at ``+mu*_t``. ``t`` enters only through ``mu*_t = exp(-t) mu*``.
+    Used in: chap-gmm-learning (the gradient-EM identity).
+    """
+    theta, mu_star_t = as_tensor(theta, "theta"), as_tensor(mu_star_t, "mu_star_t")
+    if theta.ndim != 1 or theta.shape != mu_star_t.shape:
+        raise ValueError(f"theta and mu_star_t must be vectors of one shape (d,), got {tuple(theta.shape)} "
+                         f"and {tuple(mu_star_t.shape)}")
+    nodes = check_int(nodes, "nodes", low=8, high=400)
+    x, weights = _plane_points(theta, mu_star_t, nodes)
+    u, u_star = x @ theta, x @ mu_star_t
+    T, sech2 = torch.tanh(u), 1.0 - torch.tanh(u) ** 2
+    delta = T[:, None] * theta - torch.tanh(u_star)[:, None] * mu_star_t
+    side = (sech2 * (delta @ theta))[:, None] * x  # the term the theta x^T part of the Jacobian adds
+    mean = lambda f: weights @ f  # noqa: E731
+    return PopulationTerms(gradient=2 * mean(T[:, None] * delta + side), em_map=mean(T[:, None] * x),
+                           remainder=-2 * mean(side))
+
+
+def _plane_points(theta: Tensor, mu: Tensor, nodes: int) -> tuple[Tensor, Tensor]:
+    """Gauss-Hermite points ``x = mu + g1 e1 + g2 e2`` and weights for ``g ~ N(0, I)`` projected on
+    an orthonormal basis ``(e1, e2)`` of ``span(mu, theta)`` (zero vectors where the span is smaller)."""
+    basis = []
+    for v in (mu, theta):
+        r = v - sum(((v @ e) * e for e in basis), torch.zeros_like(v))
+        if r.norm() > 1e-12 * max(float(v.norm()), 1e-300):
+            basis.append(r / r.norm())
+    while len(basis) < 2:
+        basis.append(torch.zeros_like(mu))
+    g, w = np.polynomial.hermite_e.hermegauss(nodes)
+    g = torch.as_tensor(g, dtype=mu.dtype)
+    w = torch.as_tensor(w / math.sqrt(2 * math.pi), dtype=mu.dtype)
+    g1, g2 = torch.meshgrid(g, g, indexing="ij")
+    x = mu + g1.reshape(-1, 1) * basis[0] + g2.reshape(-1, 1) * basis[1]
+    return x, torch.outer(w, w).reshape(-1)
+
+
 # --------------------------------------------------------------------- gradient descent
 @dataclass
 class GDResult:
-    """A gradient-descent run: ``trajectory[k]`` is the estimate of ``mu*`` (not ``mu_t``) after
-    ``k`` steps (``steps + 1`` rows), ``losses[k]`` the objective at the ``k``-th iterate."""
+    """A gradient-descent run: ``trajectory[k]`` is the iterate (an estimate of ``mu*``, not
+    ``mu_t``) after ``k`` steps, ``losses[k]`` the objective there (not computed at the last iterate of a run
+    stopped by ``tol``); ``estimate`` is what the run
+    reports (the last iterate, or the average of the iterates from ``average_from`` on), and
+    ``converged`` says whether the stopping rule fired before the step budget ran out."""
 
     trajectory: Tensor
     losses: Tensor
+    estimate: Tensor
     t: float
     lr: float
     parameter: str
     noise: str
+    converged: bool
 
     @property
     def final(self) -> Tensor:
-        return self.trajectory[-1]
+        return self.estimate
+
+    @property
+    def steps(self) -> int:
+        return self.trajectory.shape[0] - 1
+
+
+def relative_change(new: Tensor, old: Tensor) -> float:
+    """``|new - old| / |new|`` (Frobenius norms): the stopping rule shared by :func:`gd_ddpm` and
+    :func:`em` (and, in the benchmark, scikit-learn's EM): stop once it is at most ``tol``."""
+    norm = float(new.norm())
+    return float((new - old).norm()) / norm if norm > 0 else math.inf
 
 
 def gd_ddpm(x0: Tensor, init: Tensor, t: float, *, steps: int = 100, lr: float = 1.0, parameter: str = "mu_t",
-            noise: str = "fresh", generator: torch.Generator | None = None, progress: bool = False) -> GDResult:
+            noise: str = "fresh", tol: float | None = None, average_from: int | None = None,
+            generator: torch.Generator | None = None, progress: bool = False) -> GDResult:
     """Gradient descent on the empirical DDPM objective ``L_t`` of Shah et al. (2023).
 
     ``init`` is a starting ``mu`` (``(d,)`` symmetric model, ``(K, d)`` K centres). Each step is
     ``theta <- theta - lr * grad_theta L_t`` on ``theta = mu_t = exp(-t) mu`` (``parameter="mu_t"``,
     the default) or ``mu <- mu - lr * grad_mu L_t`` (``"mu"``, the same as step ``lr exp(-2t)`` on
-    ``mu_t``). ``noise="fresh"`` redraws ``z`` each step; ``"fixed"`` draws it once (float64 noise is
-    drawn in float32 and widened). ``generator`` fixes the draws. Raises if the loss stops being
-    finite (the step is too large).
+    ``mu_t``). ``lr = 1/2`` (symmetric model) or ``K/2`` (K equal weights) on ``mu_t`` makes a step
+    one EM step on ``q_t`` up to ``R_t`` (:func:`population_terms`). ``noise="fresh"`` redraws ``z``
+    each step, ``"fixed"`` draws it once (:func:`lib.forward.noise_like`, in the dtype of ``x0``).
+    ``average_from=k`` reports the mean of the iterates from step ``k`` on (Polyak-Ruppert
+    averaging, which averages fresh noise away). ``tol`` stops at the first step where the
+    reported estimate's :func:`relative_change` is at most ``tol`` (``steps`` is then a budget).
+    Raises if the loss stops being finite (the step is too large).
+    Used in: chap-gmm-learning (every experiment); benchmarks/gmm_vs_sklearn.py.
     """
     init = _as_centres(init, "init").detach()
-    x0 = as_points(x0, "x0", init.shape[-1], dtype=init.dtype, device=init.device).detach()
+    x0, init = _data(x0, init)
+    x0 = x0.detach()
     t = _time(t)
     steps = check_int(steps, "steps")
     lr = check_real(lr, "lr", low=0.0, low_open=True)
     check_choice(parameter, "parameter", PARAMETERS)
     check_choice(noise, "noise", NOISES)
+    tol = None if tol is None else check_real(tol, "tol", low=0.0, low_open=True)
+    average_from = None if average_from is None else check_int(average_from, "average_from", low=0)
     check_generator(generator)
-    a, s = _coefficients(t)
+    a, s = _scales(t)
     step = lr if parameter == "mu_t" else lr * a * a  # the step on theta = mu_t
     theta = a * init
     traj = torch.empty((steps + 1, *init.shape), dtype=init.dtype, device=init.device)
     traj[0] = init
     losses = torch.empty(steps + 1, dtype=torch.float64)
-    z = torch.empty_like(x0)
     sum_sq_x0 = torch.vdot(x0.reshape(-1), x0.reshape(-1))
+    estimate, mean, converged, k = init, None, False, 0
     for k in tqdm(range(steps + 1), desc="GD on L_t", disable=not check_bool(progress, "progress"), leave=False):
         if k == 0 or noise == "fresh":
-            _normal_(z, generator)
+            z = noise_like(x0, generator)
         loss, grad = _loss_and_grad(theta, x0, z, a, s, sum_sq_x0)
         if not (torch.isfinite(loss) and torch.isfinite(grad).all()):
             raise ValueError(f"the DDPM objective became {loss.item()} at step {k}; lower lr (now {lr:g})")
@@ -248,53 +342,80 @@ def gd_ddpm(x0: Tensor, init: Tensor, t: float, *, steps: int = 100, lr: float =
             break
         theta = theta - step * grad
         traj[k + 1] = theta / a
-    return GDResult(traj, losses, t, lr, parameter, noise)
+        if average_from is not None and k + 1 >= average_from:
+            count = k + 2 - average_from
+            mean = traj[k + 1].clone() if mean is None else mean + (traj[k + 1] - mean) / count
+        new = traj[k + 1] if mean is None else mean
+        converged = tol is not None and relative_change(new, estimate) <= tol and (mean is None or count > 1)
+        estimate = new
+        if converged:  # the last iterate's loss is not computed: losses has one row fewer
+            return GDResult(traj[: k + 2], losses[: k + 1], estimate, t, lr, parameter, noise, True)
+    return GDResult(traj, losses, estimate, t, lr, parameter, noise, False)
 
 
 # --------------------------------------------------------------------- the algorithms GD is compared with
 def em_step(mu: Tensor, x0: Tensor) -> Tensor:
-    """One EM update of the means (unit covariances, equal weights) on clean data ``x0``.
+    """One EM update of the means (unit covariances, equal weights) on the points ``x0``.
 
-    Symmetric model (``mu`` of shape ``(d,)``): ``mu' = (1/n) sum_i tanh(mu . x_i) x_i``.
-    K components (``(K, d)``): ``mu_k' = sum_i r_ik x_i / sum_i r_ik`` with responsibilities
-    ``r_ik = softmax_k(mu_k . x_i - |mu_k|^2/2)`` (Kwon and Caramanis 2020; Segol and Nadler
-    2021). A centre whose responsibilities all underflow to zero keeps its place.
+    Symmetric model (``mu`` of shape ``(d,)``, centres ``+-mu`` tied):
+    ``mu' = (1/n) sum_i tanh(mu . x_i) x_i``, ``tanh = r_+ - r_-``. K components (``(K, d)``,
+    untied): ``mu_k' = sum_i r_ik x_i / sum_i r_ik``, with the responsibilities ``r`` of the
+    mixture with centres ``mu`` (:func:`responsibilities`; Kwon and Caramanis 2020; Segol and
+    Nadler 2021). On clean data this is EM for ``q_0``; on noised
+    points ``a_t x_0 + s_t z`` it estimates the EM map ``M_t`` of ``q_t``. A centre whose
+    responsibilities all underflow to zero keeps its place.
     """
     mu = _as_centres(mu, "mu")
-    x0 = as_points(x0, "x0", mu.shape[-1], dtype=mu.dtype, device=mu.device)
+    x0, mu = _data(x0, mu)
     return _em_step(mu, x0)
 
 
-def _em_step(mu: Tensor, x0: Tensor) -> Tensor:
+def _em_step(mu: Tensor, x: Tensor) -> Tensor:
     if mu.ndim == 1:
-        return x0.T @ torch.tanh(x0 @ mu) / x0.shape[0]
-    r = _softmax(x0 @ mu.T - 0.5 * (mu * mu).sum(-1))
+        return x.T @ torch.tanh(x @ mu) / x.shape[0]  # tanh(mu . x) = r_+ - r_-
+    r = responsibilities(mu, x)
     mass = r.sum(0)
     empty = mass <= 0
-    new = (r.T @ x0) / torch.where(empty, 1.0, mass)[:, None]
+    new = (r.T @ x) / torch.where(empty, 1.0, mass)[:, None]
     return torch.where(empty[:, None], mu, new)
 
 
-def em(x0: Tensor, init: Tensor, *, steps: int = 50, progress: bool = False) -> Tensor:
-    """``steps`` EM updates (:func:`em_step`) from ``init``; the ``steps + 1`` iterates, stacked."""
+def responsibilities(mu: Tensor, x: Tensor) -> Tensor:
+    """``r_ik = softmax_k(mu_k . x_i - |mu_k|^2 / 2)``: the posterior weights of
+    :meth:`lib.mixtures.GaussianMixture.responsibilities` for equal weights and unit covariances
+    (the terms common to every component cancel; tested equal). Written from the logits with the
+    mixture's normaliser because the general path, which handles any covariances, is about ten
+    times slower for this model, and EM and the sweeps call it at every step."""
+    return _softmax(x @ mu.T - 0.5 * (mu * mu).sum(-1))
+
+
+def em(x0: Tensor, init: Tensor, *, steps: int = 50, tol: float | None = None, progress: bool = False) -> Tensor:
+    """EM updates (:func:`em_step`) from ``init``: at most ``steps``, fewer if ``tol`` is given and
+    an update's :func:`relative_change` falls to ``tol`` or below. Returns the iterates, stacked
+    (``steps + 1`` rows without ``tol``). Used in: chap-gmm-learning; benchmarks/gmm_vs_sklearn.py."""
     init = _as_centres(init, "init").detach()
-    x0 = as_points(x0, "x0", init.shape[-1], dtype=init.dtype, device=init.device).detach()
+    x0, init = _data(x0, init)
     steps = check_int(steps, "steps")
+    tol = None if tol is None else check_real(tol, "tol", low=0.0, low_open=True)
     traj = torch.empty((steps + 1, *init.shape), dtype=init.dtype, device=init.device)
     traj[0] = init
+    k = 0
     for k in tqdm(range(steps), desc="EM", disable=not check_bool(progress, "progress"), leave=False):
         traj[k + 1] = _em_step(traj[k], x0)
-    return traj
+        if tol is not None and relative_change(traj[k + 1], traj[k]) <= tol:
+            return traj[: k + 2]
+    return traj[: k + 2] if steps else traj
 
 
 def power_iteration(x0: Tensor, init: Tensor, *, steps: int = 100, rate: float = 1.0) -> Tensor:
     """The power method ``v <- (I + rate (S - I)) v / |.|`` with ``S = (1/n) sum_i x_i x_i^T``.
 
-    ``rate = 1`` is the plain power method on ``S`` (population ``I + mu* mu*^T``). GD on
-    ``L_t`` with step ``lr`` on ``mu_t``, linearised at ``mu_t = 0`` and averaged over the
-    noise, is this iteration with ``rate = 4 lr exp(-2t)`` on the same data, up to the
-    normalisation (Shah et al. 2023). Returns the ``steps + 1`` unit-norm iterates,
-    shape ``(steps + 1, d)``.
+    ``rate = 1`` is the plain power method on ``S`` (population ``I + mu* mu*^T``). Linearised
+    at ``theta = 0`` the EM map of ``q_t`` is ``M_t(theta) ~ E_{q_t}[x x^T] theta =
+    (I + exp(-2t) mu* mu*^T) theta``, and ``-grad L_t ~ 4 (M_t(theta) - theta)``; so GD with step
+    ``lr`` on ``mu_t``, averaged over the noise, is this iteration with ``rate = 4 lr exp(-2t)``
+    on the same data, up to the normalisation (Shah et al. 2023). Returns the ``steps + 1``
+    unit-norm iterates, shape ``(steps + 1, d)``.
     """
     init = as_tensor(init, "init")
     if init.ndim != 1 or init.numel() == 0 or init.norm() == 0:
@@ -356,21 +477,3 @@ def centre_errors(estimate: Tensor, truth: Tensor) -> Tensor:
         rows, cols = linear_sum_assignment((dist[b] ** 2).numpy())
         out[b, rows] = dist[b, rows, cols]
     return out.reshape(est.shape[:-1]).to(truth.device)
-
-
-def gradient_em_cosine(mu: Tensor, x0: Tensor, t: float, *, noise_draws: int = 1,
-                       generator: torch.Generator | None = None) -> float:
-    """Cosine between ``-grad L_t(mu)`` (averaged over ``noise_draws`` noise draws) and the EM
-    step ``em_step(mu, x0) - mu`` on the same data; near 1 at small ``t`` (Shah et al. 2023)."""
-    mu = _as_centres(mu, "mu")
-    x0 = as_points(x0, "x0", mu.shape[-1], dtype=mu.dtype, device=mu.device)
-    t = _time(t)
-    noise_draws = check_int(noise_draws, "noise_draws")
-    check_generator(generator)
-    a, s = _coefficients(t)
-    grad = torch.zeros_like(mu)
-    z = torch.empty_like(x0)
-    for _ in range(noise_draws):
-        grad += _loss_and_grad(a * mu, x0, _normal_(z, generator), a, s)[1]
-    step = _em_step(mu, x0) - mu
-    return float(cosine(-grad.reshape(-1), step.reshape(-1)))

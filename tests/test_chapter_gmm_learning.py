@@ -1,9 +1,11 @@
 """The GMM-learning chapter (book/gmm_learning.md), run in quick mode; its glued numbers checked.
 
-Tolerances follow the statistics of the problem. With n samples in d dimensions the
-maximum-likelihood error of the centre is about sqrt(d/n) (relative spread 1/sqrt(2d)), so
-the issue's full-setting thresholds (n = 20000) are rescaled to quick mode's smaller n:
-distances by sqrt(n_full/n), squared angles and cosine deficits (1 - cos) by n_full/n.
+Tolerances follow the statistics of the problem. With m samples in d dimensions the
+maximum-likelihood error of the centre is about sqrt(d/m) (relative spread 1/sqrt(2d)), so
+the full-setting thresholds (m = 20000) are rescaled to quick mode's smaller m: distances by
+sqrt(m_full/m), squared angles and cosine deficits (1 - cos) by m_full/m. Population
+quantities (the gradient-EM identity) are deterministic and checked against the orders the
+proposition gives.
 """
 
 import math
@@ -21,18 +23,13 @@ def chapter():
     return run_chapter("gmm_learning", quick=True)
 
 
-def distance_scale(ch) -> float:
-    """sqrt(n_full / n): how much larger a statistical error is at the chapter's n."""
-    return math.sqrt(N_FULL / ch["gm_n"])
-
-
 def test_every_figure_is_drawn(chapter):
-    """Phase 1, phase 2, GD-EM cosine, sample size, widget, K warm start, 2-D poor start,
-    radius sweep, displaced centre."""
-    assert chapter.figures >= 9
+    """Phase 1, identity, phase 2, sample size, low separation, widget, K warm start,
+    2-D poor start, radius sweep, ray."""
+    assert chapter.figures >= 10
 
 
-def test_setting_is_the_issues(chapter):
+def test_setting(chapter):
     assert chapter["gm_d"] == D and chapter["gm_norm"] == NORM and chapter["gm_n"] < N_FULL
 
 
@@ -40,58 +37,110 @@ def test_student_at_truth_is_the_exact_score(chapter):
     assert chapter["gm_score_gap"] < 1e-12
 
 
+# The linear theory starts from the start's alignment c0. With fresh noise each step turns theta
+# by a random angle (the chapter measures it: gm_noise_turn), and the sample's top eigenvector
+# is off mu* by an angle of order sqrt(d/m)/|mu*|^2; a start with |c0| near those levels is
+# aligned by the noise before the power method takes over, so the quantitative checks need
+# |c0| well above them.
+def aligned(chapter) -> bool:
+    return abs(chapter["gm_cos_init"]) > max(3 * chapter["gm_noise_turn"], 0.05)
+
+
 def test_phase1_aligns_with_mu_star_like_the_power_method(chapter):
-    """Full settings: cosine > 0.98; the deficit 1 - cos is a squared angle, ~ d/n."""
+    """Full settings: cosine > 0.98; the deficit 1 - cos is a squared angle, ~ d/m."""
     assert 1 - chapter["gm_cos_phase1"] < 0.02 * N_FULL / chapter["gm_n"]
-    # GD follows the power method with the matched rate 4 lr exp(-2 t1) (Proposition)
-    assert chapter["gm_phase1_power_gap"] < 0.1
-    # steps to cosine 0.98: tan(angle) shrinks by 1 + rho per step (exercise 2)
-    assert 0.75 < chapter["gm_steps_obs"] / chapter["gm_steps_pred"] < 1.33
+    assert abs(chapter["gm_cos_power"] - chapter["gm_cos_phase1"]) < 0.1
+    assert chapter["gm_steps_obs"] >= 0
+    if aligned(chapter):
+        # the power method on the sample: its top eigenvalue is 1 + |mu*|^2 + O(sqrt(d/m)), and
+        # its top eigenvector is within an angle O(sqrt(d/m)) / |mu*|^2 of mu*
+        assert abs(chapter["gm_steps_power_big"] / chapter["gm_steps_pred"] - 1) < 0.15
+        assert chapter["gm_phase1_power_gap"] < 0.1
+        # steps to cosine 0.98: tan(angle) shrinks by 1 + rho per step (exercise 2)
+        assert 0.75 < chapter["gm_steps_obs"] / chapter["gm_steps_pred"] < 1.33
+    else:
+        assert chapter["gm_steps_obs"] < 1.33 * chapter["gm_steps_pred"]
 
 
-def test_small_step_barely_moves(chapter):
-    """With eta = 0.05 the rate is 0.002 per step: after 100 steps tan(angle) has shrunk by
-    (1.002)^100 = 1.22 only; the observed cosine matches that prediction."""
-    c0, rho, steps = chapter["gm_cos_init"], chapter["gm_rate_small"], chapter["gm_steps1"]
-    tan = math.sqrt(1 - c0**2) / c0 / (1 + rho) ** steps
-    assert abs(chapter["gm_cos_small_lr"] - 1 / math.sqrt(1 + tan**2)) < 0.05
-    assert chapter["gm_cos_small_lr"] < 0.5
-    assert math.isclose(chapter["gm_rate_big"] / chapter["gm_rate_small"], 2.0 / 0.05)
+def test_small_steps_are_slow_but_converge(chapter):
+    """h = 0.05: rate 0.002, so tan(angle) shrinks by (1.002)^100 = 1.22 in the figure; the
+    prediction of ~1400 steps to 0.98 is met by the power method on the sample."""
+    c0, steps = chapter["gm_cos_init"], chapter["gm_steps1"]
+    assert chapter["gm_steps_pred_half"] > steps and chapter["gm_cos_half_lr"] < 0.98  # exercise 2
+    assert chapter["gm_steps_pred_small"] > 10 * steps and chapter["gm_steps_power_small"] > 10 * steps
+    assert chapter["gm_cos_small_lr"] < 0.9  # far from converged after the figure's 100 steps
+    if aligned(chapter):
+        assert abs(chapter["gm_steps_power_small"] / chapter["gm_steps_pred_small"] - 1) < 0.15
+        tan = math.sqrt(1 - c0**2) / c0 / (1 + chapter["gm_rate_small"]) ** steps
+        assert abs(chapter["gm_cos_small_lr"] - 1 / math.sqrt(1 + tan**2)) < 0.05
+        # h = 0.5: tan(angle) shrinks by about (1 + rho/4)^100; the same 30% on the rate as for h = 2
+        log_tan = lambda c: math.log(math.sqrt(1 - c**2) / c)  # noqa: E731
+        drop = log_tan(c0) - log_tan(chapter["gm_cos_half_lr"])
+        assert abs(drop / (steps * math.log1p(chapter["gm_rate_big"] / 4)) - 1) < 0.3
+
+
+def test_gradient_is_the_em_step_of_the_noised_mixture(chapter):
+    assert chapter["gm_id_gap"] < 1e-6  # three separately computed terms; quadrature accuracy
+    # no theorem bounds the angle between R_t and M_t - theta; near the truth it is small
+    assert chapter["gm_cos_mt_min"] > 0.99
+    assert chapter["gm_cos_mt_large_t"] > 0.9999  # -grad = 4 (M_t - theta) up to O(0.02)
+    assert chapter["gm_cos_m0_small_t"] > chapter["gm_cos_m0_large_t"]
+    # against clean-data EM the deficit at t1 is far larger than against M_t
+    assert chapter["gm_cos_deficit_ratio"] > 100
+    # at t1: -grad = 4 (M_t - theta) up to O(|mu*_t|^2 + |theta|^2)
+    assert chapter["gm_id_four_gap"] < 3 * chapter["gm_id_four_scale"]
+
+
+def test_the_remainder_grows_with_t_and_matters_at_small_separation(chapter):
+    assert chapter["gm_r_increasing"] == 1
+    assert chapter["gm_r_large_t_min"] > 0.9  # R_t -> 2 (M_t - theta) as t grows
+    assert chapter["gm_r_small_t_sep2"] < 0.35
+    assert chapter["gm_r_small_t_sep05"] > 0.5  # the same size as the EM term
 
 
 def test_phase2_ends_at_the_statistical_scale(chapter):
-    """Within 2 sqrt(d/n) of mu* (up to sign): GD after phase 1, EM, and GD from the random start."""
+    """Within 2 sqrt(d/m) of mu* (up to sign): GD after phase 1, EM, GD from the random start,
+    and the averaged EM-equivalent step; averaging beats the single iterates."""
     scale = chapter["gm_sqrt_d_over_n"]
-    assert math.isclose(scale, math.sqrt(D / chapter["gm_n"]))
-    for key in ["gm_err_phase2", "gm_err_em", "gm_err_direct", "gm_err_em_random"]:
+    for key in ["gm_err_phase2", "gm_err_em", "gm_err_direct", "gm_err_em_random", "gm_err_half"]:
         assert chapter[key] < 2 * scale, key
-    assert math.isclose(chapter["gm_phase2_ratio"], chapter["gm_err_phase2"] / scale)
+    assert chapter["gm_err_half"] < chapter["gm_err_half_iterates"]
+    assert chapter["gm_phase2_ratio"] < 2
+    assert chapter["gm_err_fixed"] < 3 * scale  # one noise draw: larger, same order
+    assert chapter["gm_err_phase2_start"] < 4 * scale  # phase 1 gets the norm roughly right
 
 
-def test_gradient_points_along_the_em_step(chapter):
-    """Full settings: cosine > 0.99 at t2; the deficit comes from estimation noise, ~ 1/n."""
-    tol = 0.01 * N_FULL / chapter["gm_n"]
-    assert 1 - chapter["gm_cos_gd_em"] < tol
-    assert 1 - chapter["gm_cos_gd_em_min_small_t"] < tol
-    assert chapter["gm_cos_gd_em_large_t"] > 0  # still a descent direction towards mu*
-
-
-def test_error_scales_like_sqrt_d_over_n(chapter):
-    """Slope -1/2: with four sizes over a factor 8 and two seeds the slope's standard error is
-    about 0.07, so +-0.25."""
+def test_error_scales_like_sqrt_d_over_m(chapter):
+    """Slope -1/2: two sizes a factor 6 apart, two seeds each; relative spread of one error
+    about 1/sqrt(2d) = 0.16, so the slope's standard error is about 0.09: +-0.25 (3 of them)."""
     assert abs(chapter["gm_size_slope"] + 0.5) < 0.25
+    assert abs(chapter["gm_size_em_slope"] + 0.5) < 0.25
     assert chapter["gm_size_ratio_max"] < 2.5 and chapter["gm_size_ratio_min"] > 0.4
-    assert chapter["gm_size_gd_over_em"] < 1.5  # about as efficient as maximum likelihood
-    assert chapter["gm_size_fixed_over_fresh"] > 1  # one noise draw per sample adds error
+    assert chapter["gm_size_gd_over_em"] < 1.5
+    assert chapter["gm_size_fixed_over_fresh"] > 1.2  # one noise draw per sample adds error
+
+
+def test_weak_separation_changes_the_rate_and_the_iterations(chapter):
+    """Zero separation: error ~ (d/m)^{1/4} (slope -1/4; a factor 16 in m and two seeds give a
+    slope standard error of about 0.05); separation 2: slope -1/2; separation 0.5 crosses
+    from the first rate to sqrt(d/m)/|mu*|."""
+    assert abs(chapter["gm_low_slope_zero"] + 0.25) < 0.15
+    assert abs(chapter["gm_low_slope_two"] + 0.5) < 0.15
+    assert 0.7 < chapter["gm_low_zero_over_rate"] < 2.5
+    assert 0.5 < chapter["gm_low_half_over_rate"] < 2.0
+    assert 0.5 < chapter["gm_low_half_small_n"] < 2.0
+    assert 0.6 < chapter["gm_low_two_over_rate"] < 1.6  # separation 2: about sqrt(d/m)
+    assert chapter["gm_low_iters_half"] > 3 * chapter["gm_low_iters_two"]
+    assert chapter["gm_low_iters_two"] < 20  # at separation 2 EM contracts fast
+    assert chapter["gm_low_iters_zero_big"] > chapter["gm_low_iters_half"]
+    assert chapter["gm_low_iters_zero_big"] >= chapter["gm_low_iters_zero_small"]
 
 
 def test_k_components_from_a_warm_start(chapter):
-    """Full settings: worst centre error < 0.1 at n = 20000, i.e. 2.24 sqrt(Kd/n); rescaled."""
+    """Full settings: worst centre error < 0.1 at m = 20000, i.e. 2.24 sqrt(Kd/m); rescaled."""
     tol = 0.1 * math.sqrt(N_FULL / chapter["gm_k_n"])
-    assert chapter["gm_k_final"] < tol and chapter["gm_k_em"] < tol
-    assert chapter["gm_k_final"] == max(chapter["gm_k_final_0"], chapter["gm_k_final_1"])
-    # every centre starts 0.25 x 3.9 from its own: the runs really had to move
-    assert chapter["gm_k_start"] == pytest.approx(0.25 * 3.9) and chapter["gm_k_start"] > 4 * tol
+    assert chapter["gm_k_final_0"] < tol and chapter["gm_k_final_1"] < tol and chapter["gm_k_em"] < tol
+    assert chapter["gm_k_start"] > 4 * chapter["gm_k_final"]  # the runs really moved
 
 
 def test_poor_start_in_the_plane_stays_poor(chapter):
@@ -100,59 +149,73 @@ def test_poor_start_in_the_plane_stays_poor(chapter):
     assert abs(chapter["gm_2d_poor_uncovered"] - half) < 0.3
     assert abs(chapter["gm_2d_poor_em_uncovered"] - half) < 0.3
     assert chapter["gm_2d_poor"] > 5
-    # the warm start in 2-D: n/2 samples over K = 4 centres, worst of four errors
     assert chapter["gm_2d_warm"] < 5 * math.sqrt(4 / (chapter["gm_k_n"] // 2))
 
 
 def test_warm_start_sweep(chapter):
     assert chapter["gm_sweep_success_small"] == 1.0 and chapter["gm_sweep_success_em_small"] == 1.0
-    assert chapter["gm_sweep_success_sep_small_min"] >= 0.5
-    assert chapter["gm_sweep_success_em_large"] >= chapter["gm_sweep_success_large"]
-    # every GD failure of the sweep is a centre that left the data, as the text explains
-    assert chapter["gm_sweep_gd_failures_escaped"] == chapter["gm_sweep_gd_failures"]
-    assert chapter["gm_sqrt_log_k"] == pytest.approx(math.sqrt(math.log(4)))
+    assert chapter["gm_sweep_em_failures"] <= chapter["gm_sweep_gd_failures"]
+    assert chapter["gm_sweep_aimed_far_em"] >= chapter["gm_sweep_aimed_far_gd"]
 
 
-def test_a_far_centre_escapes_under_gd_but_not_under_em(chapter):
-    assert chapter["gm_escape_returns_below"] >= 2
-    assert chapter["gm_escape_from"] <= 8
+def test_the_objective_has_a_ridge_and_the_likelihood_has_none(chapter):
+    """Differences of 0.1 and more, against Monte-Carlo noise of about 0.01 in L_t."""
+    assert chapter["gm_ray_loss_ridge"] - chapter["gm_ray_loss_far"] > 0.05
+    assert chapter["gm_ray_loss_far"] - chapter["gm_ray_loss_zero"] > 0.3
+    assert chapter["gm_ray_loglik_max_rise"] <= 1e-9
+    assert chapter["gm_ray_loglik_far"] < chapter["gm_ray_loglik_zero"] - 0.5
+
+
+def test_a_centre_escapes_beyond_the_ridge_and_only_there(chapter):
+    ridge, spacing = chapter["gm_ray_ridge"], 2.0  # quick mode's start distances are 2 apart
+    assert chapter["gm_escape_from"] > 0
+    assert ridge - spacing <= chapter["gm_escape_from"] <= ridge + spacing
+    assert chapter["gm_escape_returned_max"] <= ridge + 0.5
     assert chapter["gm_escape_final_gd"] > chapter["gm_escape_data_radius"]
     assert chapter["gm_escape_final_em"] < chapter["gm_sweep_threshold"]
 
 
-def test_side_by_side_with_sklearn(chapter):
+def test_like_for_like_with_sklearn(chapter):
+    """Same start and rule: sklearn and lib's untied EM agree closely (they differ only in
+    estimating the variances and weights); tying the centres halves the variance."""
     scale = chapter["gm_sqrt_d_over_n"]
-    assert chapter["gm_gd_two"] < 2 * scale and chapter["gm_sk_two"] < 3 * scale
-    # sklearn estimates two free centres, variances and weights: less accurate on the symmetric model
-    assert chapter["gm_sk_two"] > chapter["gm_em_two"]
-    # ... and about as accurate as lib's EM on the K-component one
-    assert abs(chapter["gm_sk_k"] / chapter["gm_em_k"] - 1) < 0.25
+    assert abs(chapter["gm_sk_two"] / chapter["gm_em_untied_two"] - 1) < 0.1
+    assert abs(chapter["gm_sk_k"] / chapter["gm_em_untied_k"] - 1) < 0.15  # sklearn also fits K variances
+    assert chapter["gm_em_tied_two"] < chapter["gm_em_untied_two"]
+    assert chapter["gm_gd_untied_two"] < 1.3 * chapter["gm_sk_two"]
+    assert chapter["gm_gd_untied_k"] < 1.3 * chapter["gm_sk_k"]
+    assert chapter["gm_gd_tied_two"] < 1.3 * chapter["gm_em_tied_two"]
+    assert chapter["gm_gd_two_phase_two"] < 2 * scale
 
 
-def test_solution_cell_checks_the_population_gradient(chapter):
-    (cell,) = chapter.cells_tagged("solution")
+def test_exercise_1_population_gradient(chapter):
+    (cell, *_) = chapter.cells_tagged("solution")
     assert 'lib.record("gm_ex1_err"' in cell.source
     # |MC mean - formula|^2 has expectation sum of the squared standard errors (d = 20 coordinates)
     assert chapter["gm_ex1_err"] < 2 * chapter["gm_ex1_se"]
     assert chapter["gm_ex1_se"] < 0.1 * chapter["gm_ex1_norm"]  # the check has teeth
     assert chapter["gm_ex1_truth"] < 1e-10 * chapter["gm_ex1_norm"]
-    # linear part at |theta| = 1e-4: the relative gap is O(|theta|^2 / e^{-2t})
-    assert chapter["gm_ex1_linear_gap"] < 1e-3
+    assert chapter["gm_ex1_linear_gap"] < 1e-3  # O(|theta|^2 / e^{-2t}) at |theta| = 1e-4
+    assert chapter["gm_ex1_quad_gap"] < 1e-8  # two derivations of one integral
+
+
+def test_exercise_4_identity_for_k_components(chapter):
+    """Largest |z| over 9 coordinates of a mean over 10 batches (t with 9 degrees of freedom):
+    5.5 is exceeded with probability below 1%; dropping pi_k must be detected."""
+    assert chapter["gm_ex4_z"] < 5.5
+    assert chapter["gm_ex4_wrong_z"] > 10
 
 
 @pytest.mark.full
 def test_full_settings():
-    """The issue's thresholds at d = 20, |mu*| = 2, n = 20000."""
     full = run_chapter("gmm_learning", quick=False)
     assert full["gm_d"] == D and full["gm_norm"] == NORM and full["gm_n"] == N_FULL
     assert full["gm_cos_phase1"] > 0.98
     assert full["gm_err_phase2"] < 2 * math.sqrt(D / N_FULL)
-    assert full["gm_cos_gd_em"] > 0.99
+    assert full["gm_cos_mt_min"] > 0.99
     assert full["gm_k_n"] == N_FULL and full["gm_k_final"] < 0.1
-    # three seeds and a factor 30 in n: slope standard error about 0.035
-    assert abs(full["gm_size_slope"] + 0.5) < 0.15
-    assert full["gm_size_fixed_over_fresh"] > 1
-    assert full["gm_sweep_gd_failures_escaped"] == full["gm_sweep_gd_failures"]
-    assert full["gm_escape_final_gd"] > full["gm_escape_data_radius"]
-    assert full["gm_escape_final_em"] < full["gm_sweep_threshold"]
+    assert abs(full["gm_size_slope"] + 0.5) < 0.15  # three seeds, a factor 30 in m
+    assert abs(full["gm_low_slope_zero"] + 0.25) < 0.1
+    assert full["gm_escape_returned_max"] <= full["gm_ray_ridge"] + 0.5
+    assert full["gm_ray_ridge"] - 1 <= full["gm_escape_from"] <= full["gm_ray_ridge"] + 1
     assert full["gm_ex1_err"] < 2 * full["gm_ex1_se"]

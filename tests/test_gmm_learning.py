@@ -263,17 +263,6 @@ def test_centre_errors_match_brute_force_over_permutations():
     assert torch.allclose(gl.centre_errors(truth[[1, 0, 3, 2]], truth), torch.zeros(4, dtype=torch.float64))
 
 
-def test_gradient_em_cosine_is_the_cosine_of_the_averaged_gradient():
-    mu_star = 2 * unit(3, 43)
-    x0 = lib.symmetric_two(mu_star).sample(2000, generator=gen(44))
-    mu = mu_star + 0.4 * unit(3, 45)
-    value = gl.gradient_em_cosine(mu, x0, 0.1, noise_draws=3, generator=gen(46))
-    g = gen(46)
-    grad = sum(gl.ddpm_gradient(mu, x0, 0.1, generator=g)[1] for _ in range(3))
-    assert math.isclose(value, float(gl.cosine(-grad, gl.em_step(mu, x0) - mu)), rel_tol=1e-12)
-    assert value > 0.9  # near the truth at small t the two steps point the same way
-
-
 # --------------------------------------------------------------------- bad inputs
 X = torch.zeros(10, 2, dtype=torch.float64)
 MU = torch.ones(2, dtype=torch.float64)
@@ -311,9 +300,124 @@ MU = torch.ones(2, dtype=torch.float64)
     (lambda: gl.centre_errors(torch.ones(3, 2), torch.ones(2, 2)), ValueError, "estimate must have shape"),
     (lambda: gl.centre_errors(torch.ones(2, 2, 2, 2), torch.ones(2, 2)), ValueError, "estimate must have shape"),
     (lambda: gl.centre_errors(torch.ones(2), torch.ones(2, 2, 2)), ValueError, "truth must have shape"),
-    (lambda: gl.gradient_em_cosine(MU, X, 0.1, noise_draws=0), ValueError, "noise_draws must be >= 1"),
-    (lambda: gl.gradient_em_cosine(MU, X, float("inf")), ValueError, "t must be finite"),
+    (lambda: gl.gd_ddpm(X, MU, 0.1, tol=0.0), ValueError, "tol must lie in"),
+    (lambda: gl.gd_ddpm(X, MU, 0.1, average_from=-1), ValueError, "average_from must be >= 0"),
+    (lambda: gl.em(X, MU, tol=-1.0), ValueError, "tol must lie in"),
+    (lambda: gl.population_terms(MU, torch.ones(3)), ValueError, "one shape"),
+    (lambda: gl.population_terms(MU, MU, nodes=2), ValueError, "nodes must be >= 8"),
+    (lambda: gl.population_terms(torch.ones(2, 2), torch.ones(2, 2)), ValueError, "one shape"),
 ])
 def test_bad_inputs_raise(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --------------------------------------------------------------------- the gradient-EM identity
+def _population(theta_scale: float, t: float, d: int = 6, norm: float = 1.5, seed: int = 50):
+    mu_star = norm * unit(d, seed)
+    mu = mu_star + theta_scale * unit(d, seed + 1)
+    a = math.exp(-t)
+    return mu_star, mu, a * mu, gl.population_terms(a * mu, a * mu_star)
+
+
+@pytest.mark.parametrize("t", [0.05, 0.3, 1.0, 4.0])
+@pytest.mark.parametrize("offset", [0.3, 1.5])
+def test_minus_gradient_is_twice_the_em_step_of_q_t_plus_the_remainder(t, offset):
+    """The three terms are computed from their own definitions; Stein's lemma ties them together
+    exactly, so they agree to the quadrature's accuracy."""
+    _, _, theta, P = _population(offset, t)
+    gap = -P.gradient - 2 * P.em_step(theta) - P.remainder
+    assert gap.norm() < 1e-7 * P.gradient.norm()
+
+
+def test_population_gradient_is_the_mean_of_the_sample_gradient():
+    """The quadrature gradient against ddpm_gradient (closed form, sampled x0 and z) averaged over
+    independent batches: within 4.5 standard errors in every coordinate."""
+    mu_star, mu, _, P = _population(0.8, 0.4)
+    mix, g, batches = lib.symmetric_two(mu_star), gen(51), 40
+    grads = torch.stack([gl.ddpm_gradient(mu, mix.sample(5000, generator=g), 0.4, generator=g)[1]
+                         for _ in range(batches)])
+    z = (grads.mean(0) - P.gradient) / (grads.std(0) / math.sqrt(batches))
+    assert z.abs().max() < 4.5
+
+
+def test_em_map_is_em_on_noised_samples():
+    """M_t is EM for q_t: em_step on samples of q_t (noised data) agrees within 4.5 standard errors."""
+    mu_star, _, theta, P = _population(0.8, 0.4)
+    noised, g, batches = lib.symmetric_two(mu_star).noised(0.4), gen(52), 20
+    est = torch.stack([gl.em_step(theta, noised.sample(20_000, generator=g)) for _ in range(batches)])
+    z = (est.mean(0) - P.em_map) / (est.std(0) / math.sqrt(batches))
+    assert z.abs().max() < 4.5
+
+
+def test_at_the_truth_every_term_vanishes():
+    mu_star, _, _, _ = _population(0.0, 0.2)
+    theta = math.exp(-0.2) * mu_star
+    P = gl.population_terms(theta, theta)
+    assert P.gradient.norm() < 1e-12 and P.remainder.norm() < 1e-12
+    assert (P.em_map - theta).norm() < 1e-8 * theta.norm()
+
+
+def test_at_large_noise_the_remainder_is_another_em_step():
+    """Near theta = 0, R_t = 2 (M_t - theta) (1 + O(|mu*_t|^2 + |theta|^2)): the relative gap
+    shrinks by about e^{-2} per unit of t."""
+    gaps = []
+    for t in [3.0, 4.0, 5.0]:
+        _, _, theta, P = _population(0.5, t)
+        gaps.append(float((P.remainder - 2 * P.em_step(theta)).norm() / P.em_step(theta).norm()))
+    assert gaps[0] < 0.05
+    for a, b in zip(gaps, gaps[1:]):
+        assert 0.7 * math.exp(-2) < b / a < 1.3 * math.exp(-2)
+
+
+# --------------------------------------------------------------------- stopping rule and averaging
+def test_em_stops_at_the_first_small_relative_change():
+    x0 = lib.equal_weights(centres(3, 4, 53)).sample(2000, generator=gen(54))
+    full = gl.em(x0, centres(3, 4, 55), steps=200)
+    stopped = gl.em(x0, centres(3, 4, 55), steps=200, tol=1e-4)
+    changes = [gl.relative_change(full[k + 1], full[k]) for k in range(200)]
+    first = next(k for k, c in enumerate(changes) if c <= 1e-4)
+    assert stopped.shape[0] == first + 2
+    assert torch.allclose(stopped, full[: first + 2], rtol=0, atol=0)
+
+
+def test_gd_averaging_reports_the_mean_of_the_iterates_and_stops_on_it():
+    mu = 2 * unit(5, 56)
+    x0 = lib.symmetric_two(mu).sample(3000, generator=gen(57))
+    run = gl.gd_ddpm(x0, unit(5, 58), 0.5, steps=400, lr=0.5, tol=2e-3, average_from=6, generator=gen(59))
+    assert run.converged and run.steps < 400
+    assert torch.allclose(run.final, run.trajectory[6:].mean(0), rtol=1e-12, atol=1e-12)
+    before = run.trajectory[6:-1].mean(0)
+    assert gl.relative_change(run.final, before) <= 2e-3
+    # averaging removes the fresh-noise scatter: the average is closer to mu* than the iterates are
+    errors = gl.centre_errors(run.trajectory[6:], mu)
+    assert float(gl.centre_errors(run.final, mu)) < float(errors.mean())
+
+
+def test_gradient_and_loss_draw_the_same_noise_as_dsm_loss():
+    mu, t = 1.3 * unit(4, 60), 0.5
+    x0 = lib.symmetric_two(mu).sample(100, generator=gen(61))
+    loss = gl.ddpm_loss(mu, x0, t, generator=gen(62))
+    assert math.isclose(gl.ddpm_gradient(mu, x0, t, generator=gen(62))[0].item(), loss.item(), rel_tol=1e-12)
+    z = lib.forward.noise_like(x0, gen(62))
+    assert z.dtype == x0.dtype
+    assert math.isclose(lib.dsm_loss(lambda x, _t: gl.student_score(mu, x, t), x0, t, z).item(), loss.item(),
+                        rel_tol=1e-12)
+
+
+def test_gd_runs_in_the_dtype_of_the_data():
+    mu = 2 * unit(5, 63)
+    x0 = lib.symmetric_two(mu).sample(4000, generator=gen(64))
+    run = gl.gd_ddpm(x0.float(), unit(5, 65), 0.5, steps=60, lr=0.5, average_from=10, generator=gen(66))
+    assert run.trajectory.dtype == torch.float32
+    assert float(gl.centre_errors(run.final.double(), mu)) < 3 * math.sqrt(5 / 4000)
+
+
+def test_e_step_is_the_mixtures_responsibilities():
+    means = centres(4, 3, 67)
+    x = lib.equal_weights(means).sample(300, generator=gen(68))
+    assert torch.allclose(gl.responsibilities(means, x), lib.equal_weights(means).responsibilities(x),
+                          rtol=1e-10, atol=1e-13)
+    mu = means[0]
+    r = lib.symmetric_two(mu).responsibilities(x)
+    assert torch.allclose(gl.em_step(mu, x), x.T @ (r[:, 0] - r[:, 1]) / 300, rtol=1e-10, atol=1e-12)
