@@ -123,6 +123,9 @@ def test_install_cell_and_code_hook():
                         transform_code=lambda c: None if "solution" in c.metadata.get("tags", []) else c)
     assert nb.cells[0].cell_type == "code" and 'pip install -q "git+https://github.com/o/n"' in nb.cells[0].source
     assert all("answer = 1" not in c.source for c in nb.cells)
+    unknown = export.convert(make_notebook(), make_index(), install="")
+    assert "pip install" in unknown.cells[0].source and "%pip" not in unknown.cells[0].source
+    assert export.convert(make_notebook(), make_index()).cells[0].source.startswith("record(")  # no extra cell
 
 
 def test_untranslatable_syntax_fails_loudly():

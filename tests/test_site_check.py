@@ -80,6 +80,7 @@ def test_site_pages_skip_assets(tmp_path):
     for rel in ("index.html", "book/a.html", "_static/x.html", "_sources/y.html", "notebooks/z.html"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("<html></html>")
+    (tmp_path / "redirect.html").write_text('<meta http-equiv="Refresh" content="0; url=book/a.html" />')
     assert check_site.site_pages(tmp_path) == ["book/a.html", "index.html"]
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .browser import Chromium, Tab
+from .browser import CDPError, Chromium, Tab
 
 PROBE = (Path(__file__).with_name("site_probe.js")).read_text()
 MODES = [(1280, "light"), (1280, "dark"), (390, "light"), (390, "dark")]
@@ -42,12 +42,16 @@ class PageResult:
 
 
 def site_pages(root: Path) -> list[str]:
-    """Every HTML page of the built site, relative to its root."""
+    """Every HTML page of the built site, relative to its root (redirect stubs left out:
+    the page they lead to is checked itself)."""
     pages = []
     for path in sorted(root.rglob("*.html")):
         rel = path.relative_to(root)
-        if not SKIP_DIRS.intersection(rel.parts[:-1]):
-            pages.append(rel.as_posix())
+        if SKIP_DIRS.intersection(rel.parts[:-1]):
+            continue
+        if 'http-equiv="Refresh"' in path.read_text(encoding="utf-8", errors="replace")[:2000]:
+            continue
+        pages.append(rel.as_posix())
     return pages
 
 
@@ -138,6 +142,18 @@ def check_page(tab: Tab, origin: str, page: str, width: int, scheme: str, out: P
     return result
 
 
+def check_with_retry(tab: Tab, origin: str, page: str, width: int, scheme: str, out: Path) -> PageResult:
+    """Check a page; a browser that did not answer in time (a busy machine) gets one retry."""
+    for attempt in (1, 2):
+        tab.events.clear()
+        try:
+            return check_page(tab, origin, page, width, scheme, out)
+        except CDPError as exc:
+            if attempt == 2:
+                return PageResult(page, f"{width}-{scheme}", [f"page could not be checked: {exc}"])
+    raise AssertionError("unreachable")
+
+
 def check_search(tab: Tab, origin: str, out: Path) -> PageResult:
     """The search page's result snippets must not show raw TeX."""
     result = PageResult(f"search.html?q={SEARCH_QUERY}", "1280-light")
@@ -182,7 +198,7 @@ def run(root: Path, out: Path) -> list[PageResult]:
             for page in site_pages(root):
                 for width, scheme in MODES:
                     tab.events.clear()
-                    results.append(check_page(tab, origin, page, width, scheme, out))
+                    results.append(check_with_retry(tab, origin, page, width, scheme, out))
             if (root / "search.html").exists():
                 tab.events.clear()
                 results.append(check_search(tab, origin, out))

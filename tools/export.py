@@ -39,6 +39,10 @@ try:
 except ImportError:
     %pip install -q "{pip_target}"
     import lib  # noqa: F401"""
+NO_INSTALL_CELL = """\
+# This notebook needs the book's library `lib`: install the book's repository first,
+# e.g. `pip install "git+https://github.com/OWNER/NAME"`.
+import lib  # noqa: F401"""
 
 BOX_KINDS = {"prf:theorem": "Theorem", "prf:proposition": "Proposition", "prf:lemma": "Lemma",
              "prf:corollary": "Corollary", "prf:definition": "Definition", "prf:remark": "Remark",
@@ -173,22 +177,33 @@ def _plain(tex: str) -> str:
 
 def glued_values(nb: nbformat.NotebookNode) -> dict[str, object]:
     """Every ``glue(name, value)`` of an executed notebook, parsed back from its text."""
-    import ast
-
     found: dict[str, object] = {}
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             meta = out.get("metadata", {}).get("scrapbook")
-            if not meta:
-                continue
-            text = out.get("data", {}).get(meta.get("mime_prefix", "") + "text/plain")
-            if text is None:
-                continue
-            try:
-                found[meta["name"]] = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                found[meta["name"]] = text
+            if meta:
+                _parse_glued(found, meta["name"], out.get("data", {}).get(meta.get("mime_prefix", "") + "text/plain"))
     return found
+
+
+def glued_from_build(path: Path) -> dict[str, object]:
+    """The values myst-nb saved beside an executed notebook (``<chapter>.glue.json``); the
+    build removes them from the notebook's outputs."""
+    found: dict[str, object] = {}
+    for name, out in json.loads(Path(path).read_text()).items():
+        _parse_glued(found, name, out.get("data", {}).get("text/plain"))
+    return found
+
+
+def _parse_glued(found: dict[str, object], name: str, text: str | None) -> None:
+    import ast
+
+    if text is None:
+        return
+    try:
+        found[name] = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        found[name] = text
 
 
 def format_glued(value: object, spec: str) -> str:
@@ -314,7 +329,8 @@ def convert(nb: nbformat.NotebookNode, index: BookIndex, *, glued: dict[str, obj
     ``glued`` defaults to the values glued in ``nb``'s own outputs. ``solutions`` is "keep"
     (collapsed ``<details>``) or "drop" (solution prose, gated solution sections and cells
     tagged ``solution`` removed). ``install``, when given, is a pip target for a first cell
-    that installs the library where ``lib`` is missing. ``transform_code`` may rewrite or
+    that installs the library where ``lib`` is missing ("" when no address is known: the
+    first cell then says what to install). ``transform_code`` may rewrite or
     drop (return ``None``) each code cell, e.g. to replace a solution by a stub.
     """
     if solutions not in ("keep", "drop"):
@@ -340,8 +356,9 @@ def convert(nb: nbformat.NotebookNode, index: BookIndex, *, glued: dict[str, obj
         cells.append(cell)
     if gated:
         raise ExportError(f"solution-start {gated!r} has no solution-end")
-    if install:
-        cells.insert(0, nbformat.v4.new_code_cell(INSTALL_CELL.format(pip_target=install)))
+    if install is not None:
+        first = INSTALL_CELL.format(pip_target=install) if install else NO_INSTALL_CELL
+        cells.insert(0, nbformat.v4.new_code_cell(first))
     out.cells = cells
     out.metadata.pop("jupytext", None)
     out.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -389,7 +406,10 @@ def reader_notebooks(build_dir: Path, index: BookIndex, chapters: Iterable[str],
         if not executed.exists():
             continue
         nb = nbformat.read(executed, as_version=4)
-        reader = convert(nb, index, solutions="keep", install=install)
+        glued = glued_values(nb)
+        if executed.with_suffix(".glue.json").exists():
+            glued.update(glued_from_build(executed.with_suffix(".glue.json")))
+        reader = convert(nb, index, glued=glued, solutions="keep", install=install)
         for i, cell in enumerate(reader.cells):  # stable ids: regenerating gives the same bytes
             cell["id"] = f"cell-{i}"
         path = out_dir / f"{Path(docname).name}.ipynb"
@@ -404,15 +424,22 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Write plain-Jupyter reader notebooks from a built book.")
     p.add_argument("--build", default=Path("_build"), type=Path, help="jupyter-book build folder")
     p.add_argument("--out", default=None, type=Path, help="default: <build>/html/notebooks")
-    p.add_argument("--base-url", default="", help="online address of the book, for links")
-    p.add_argument("--install", default=None, help="pip target installed by the first cell")
+    p.add_argument("--base-url", default=None, help="online address of the book, for links "
+                   "(default: the GitHub Pages address of BOOK_REPO_URL, if set)")
+    p.add_argument("--install", default=None, help="pip target installed by the first cell "
+                   "(default: git+BOOK_REPO_URL, if set)")
     p.add_argument("--bib", default=[Path("references.bib")], type=Path, nargs="*")
     args = p.parse_args(argv)
-    index = load_index(args.build / "html", args.bib, args.base_url)
+    from .sphinx_ext import pages_url, repo_url
+
+    repo = repo_url()
+    base_url = args.base_url if args.base_url is not None else (pages_url(repo) if repo else "")
+    install = args.install if args.install is not None else (f"git+{repo}" if repo else "")
+    index = load_index(args.build / "html", args.bib, base_url)
     chapters = sorted(str(p.relative_to(args.build / "jupyter_execute").with_suffix(""))
                       for p in (args.build / "jupyter_execute").rglob("*.ipynb"))
     written = reader_notebooks(args.build, index, chapters, args.out or args.build / "html" / "notebooks",
-                               install=args.install)
+                               install=install)
     print(json.dumps([str(p) for p in written], indent=1))
     return 0
 

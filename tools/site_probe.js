@@ -90,6 +90,14 @@
     if (!shown(bodyOf(s)) && !(s.tagName === "DETAILS" && s.open)) out.solutionsUnopenable.push(label);
     if (toggle) toggle.click();
   }
+  // Open MathJax's context menu once, as a reader's right-click would: whatever it loads
+  // must come from the site (failed requests are reported from the network events).
+  const firstMath = document.querySelector("mjx-container");
+  if (firstMath) {
+    firstMath.dispatchEvent(new MouseEvent("contextmenu", { bubbles: true, cancelable: true, clientX: 5, clientY: 5 }));
+    await sleep(300);
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+  }
   out.pageWidth = document.documentElement.scrollWidth;
   out.title = document.title;
   return out;
