@@ -47,7 +47,7 @@ def test_clean_page_passes_and_each_fault_is_reported(tmp_path):
         "index.html": GOOD,
         "console.html": GOOD + "<script>console.error('boom'); undefinedFunction();</script>",
         "external.html": GOOD + '<img src="https://example.invalid/x.png" alt="">',
-        "missing.html": GOOD + '<img src="nowhere.png" alt="">',
+        "missing.html": GOOD + '<img src="nowhere.png" alt=""><a href="notebooks/none.ipynb">.ipynb</a>',
         "rawtex.html": GOOD + r"<p class='mathjax_ignore'>Nearly $d$-linear and \(\gamma\) left raw</p>"
                        + '<pre class="output">a $[-1,1]^d$ cube</pre>',
         "overflow.html": GOOD + f'<div class="math" id="equation-wide">\\[ {long_sum} \\]</div>',
@@ -65,6 +65,7 @@ def test_clean_page_passes_and_each_fault_is_reported(tmp_path):
     missing = problems_of(results, "missing.html")
     assert any("HTTP 404" in p and "nowhere.png" in p for p in missing)
     assert any(p.startswith("image not loaded") for p in missing)
+    assert "download link to a missing file: /notebooks/none.ipynb" in missing
     raw = problems_of(results, "rawtex.html")
     assert any("$d$" in p for p in raw) and any("\\(\\gamma" in p for p in raw) and any("[-1,1]" in p for p in raw)
     over = problems_of(results, "overflow.html")

@@ -114,6 +114,7 @@ def event_problems(events: list[dict], origin: str) -> list[str]:
 def probe_problems(res: dict, width: int) -> list[str]:
     problems = [] if res["mathjaxLoaded"] else ["MathJax did not start within 15 s"]
     problems += [f"image not loaded: {src}" for src in res["brokenImages"]]
+    problems += [f"download link to a missing file: {f}" for f in res["deadDownloads"]]
     problems += [f"MathJax error: {e}" for e in res["mathErrors"]]
     problems += [f"raw TeX in text: [{t}]" for t in res["rawTex"]]
     if width >= 1000:
@@ -132,7 +133,7 @@ def check_page(tab: Tab, origin: str, page: str, width: int, scheme: str, out: P
     time.sleep(0.2)  # late console messages and requests
     tab.evaluate("0")
     result.problems = event_problems(tab.events[start:], origin) + probe_problems(res, width)
-    result.notes = {k: res[k] for k in ("formulas", "images", "solutions")}
+    result.notes = {k: res[k] for k in ("formulas", "images", "solutions", "downloads")}
     result.notes["overflowing"] = len(res["overflowing"])
     stem = page.replace("/", "__").removesuffix(".html")
     tab.screenshot(out / f"{stem}.{result.mode}.png")

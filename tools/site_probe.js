@@ -98,6 +98,17 @@
     await sleep(300);
     document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
   }
+  // Downloads offered on the page (notebooks, sources) must exist on the site.
+  const files = [...new Set([...document.querySelectorAll("a[href]")]
+    .map((a) => new URL(a.getAttribute("href"), location.href))
+    .filter((u) => u.origin === location.origin && /\.(ipynb|md|txt|pdf|zip|py)$/.test(u.pathname))
+    .map((u) => u.origin + u.pathname))];
+  out.deadDownloads = [];
+  for (const f of files) {
+    const r = await fetch(f, { method: "HEAD" }).catch(() => null);
+    if (!r || !r.ok) out.deadDownloads.push(f.replace(location.origin, ""));
+  }
+  out.downloads = files.length;
   out.pageWidth = document.documentElement.scrollWidth;
   out.title = document.title;
   return out;
