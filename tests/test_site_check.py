@@ -90,3 +90,11 @@ def test_missing_site_is_a_usage_error(tmp_path, capsys):
         check_site.main([str(tmp_path), "--out", str(tmp_path / "o")])
     assert "no built site" in capsys.readouterr().err
 
+
+
+def test_summary_lists_each_problem_once_with_its_modes():
+    page = check_site.PageResult
+    bad = [page("a.html", "1280-light", ["x", "y"]), page("a.html", "1280-dark", ["x"]),
+           page("b.html", "390-light", ["z"])]
+    assert check_site.summary(bad) == ["FAIL a.html", "    [1280-light, 1280-dark] x", "    [1280-light] y",
+                                       "FAIL b.html", "    [390-light] z"]

@@ -209,6 +209,21 @@ def run(root: Path, out: Path) -> list[PageResult]:
     return results
 
 
+def summary(bad: list[PageResult]) -> list[str]:
+    """Each distinct problem once, with its page and the modes that showed it."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for r in bad:
+        for problem in r.problems:
+            seen.setdefault((r.page, problem), []).append(r.mode)
+    lines, page = [], None
+    for (pg, problem), modes in seen.items():
+        if pg != page:
+            lines.append(f"FAIL {pg}")
+            page = pg
+        lines.append(f"    [{', '.join(modes)}] {problem}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", default="_build/html", type=Path)
@@ -220,10 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args.root, args.out)
     bad = [r for r in results if r.problems]
     (args.out / "report.json").write_text(json.dumps([r.__dict__ for r in results], indent=1))
-    for r in bad:
-        print(f"FAIL {r.page} [{r.mode}]")
-        for p in r.problems:
-            print(f"    {p}")
+    for line in summary(bad):
+        print(line)
     formulas = sum(r.notes.get("formulas", 0) for r in results if r.mode == "1280-light")
     print(f"{len(results)} page loads ({len(site_pages(args.root))} pages x {len(MODES)} modes + search), "
           f"{formulas} formulas, {time.perf_counter() - t0:.0f} s; screenshots in {args.out}")
