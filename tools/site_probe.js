@@ -97,6 +97,8 @@
     firstMath.dispatchEvent(new MouseEvent("contextmenu", { bubbles: true, cancelable: true, clientX: 5, clientY: 5 }));
     await sleep(300);
     document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+    // keep the screenshot clear of the menu
+    document.querySelectorAll(".CtxtMenu_MenuFrame, .CtxtMenu_Menu").forEach((m) => m.remove());
   }
   // Downloads offered on the page (notebooks, sources) must exist on the site.
   const files = [...new Set([...document.querySelectorAll("a[href]")]
