@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -163,3 +164,25 @@ def test_glued_strings_and_formats():
     assert export.format_glued(0.5, ".1%") == "50.0%"
     assert export.format_glued("'text'", "") == "text"
     assert export.format_glued(3, "") == "3"
+
+
+def test_reader_notebooks_need_an_executed_build(tmp_path):
+    folder = tmp_path / "jupyter_execute" / "book"
+    folder.mkdir(parents=True)
+    executed = make_notebook()
+    glue_json = {"err": {"data": {"text/plain": "0.5"}}, "steps": {"data": {"text/plain": "7"}}}
+    executed.cells[0].outputs = []  # myst-nb moves glued outputs to <chapter>.glue.json
+    executed.cells[2].outputs = [nbformat.v4.new_output("stream", text="ran")]
+    nbformat.write(executed, folder / "demo.ipynb")
+    (folder / "demo.glue.json").write_text(json.dumps(glue_json))
+    [path] = export.reader_notebooks(tmp_path, make_index(), ["book/demo"], tmp_path / "out")
+    first = nbformat.read(path, as_version=4)
+    assert "The error is 0.500 after 7 steps" in all_markdown(first)
+    again = export.reader_notebooks(tmp_path, make_index(), ["book/demo"], tmp_path / "out2")[0]
+    assert again.read_bytes() == path.read_bytes(), "regenerating gives the same bytes"
+    for cell in executed.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    nbformat.write(executed, folder / "demo.ipynb")
+    with pytest.raises(ExportError, match="no outputs"):
+        export.reader_notebooks(tmp_path, make_index(), ["book/demo"], tmp_path / "out3")
