@@ -61,7 +61,7 @@
     const m = math.getBoundingClientRect();
     const limit = Math.min(box.right, article.right);
     if (m.width > box.width + 1 || m.right > limit + 1) {
-      const holder = c.closest("div.math[id], div.proof[id], div.admonition[id], section[id]");
+      const holder = c.closest("div.math[id], div.proof[id], div.admonition[id], section[id]:not(#proof-content)");
       over.push({
         id: holder ? holder.id : "",
         tex: texOf(c).replace(/\s+/g, " ").trim().slice(0, 160),
