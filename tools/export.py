@@ -409,7 +409,8 @@ def reader_notebooks(build_dir: Path, index: BookIndex, chapters: Iterable[str],
         code = [c for c in nb.cells if c.cell_type == "code"]
         if code and not any(c.get("outputs") for c in code):
             # myst-nb's cache mode writes the notebook without the cached outputs
-            raise ExportError(f"{executed} has no outputs: build with execute_notebooks: force")
+            raise ExportError(f"{executed} has no outputs: myst-nb's cache mode writes notebooks without "
+                              "them; build with execute_notebooks: force (as make book does)")
         glued = glued_values(nb)
         if executed.with_suffix(".glue.json").exists():
             glued.update(glued_from_build(executed.with_suffix(".glue.json")))
