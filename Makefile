@@ -8,8 +8,12 @@ PYTEST_ARGS ?=
 # from processes (pytest -n 2), not threads. Override with e.g. `make test OMP_NUM_THREADS=2`.
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
+# The public repository, e.g. `make book REPO_URL=https://github.com/OWNER/NAME`: turns on the
+# repository, issue and Colab buttons (Colab opens the published reader notebooks). Empty: off.
+REPO_URL ?=
+SITE    := _build/html
 
-.PHONY: setup book test lint bench clean
+.PHONY: setup book notebooks test test-site lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,9 +25,26 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 # Every chapter is executed; any warning or cell error fails the build.
+# The build also writes each executed chapter as a plain-Jupyter notebook to $(SITE)/notebooks.
 book: $(STAMP)
-	BOOK_WIDGETS=0 $(VENV)/bin/jupyter-book build . -W -n --keep-going
-	@echo "Open _build/html/index.html in a browser."
+	BOOK_WIDGETS=0 BOOK_REPO_URL=$(REPO_URL) $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "Open $(SITE)/index.html in a browser."
+
+# Rewrite the reader notebooks from an existing build (e.g. into another folder: make notebooks OUT=dir).
+OUT ?= $(SITE)/notebooks
+notebooks: $(STAMP)
+	test -f $(SITE)/objects.inv || { echo "no built book: run make book first"; exit 1; }
+	BOOK_REPO_URL=$(REPO_URL) $(PY) -m tools.export --build _build --out $(OUT)
+
+# Every page of the built site in headless Chromium (desktop and phone, light and dark);
+# screenshots and report.json land in _build/site-check. Installs Debian's chromium if missing.
+test-site: $(STAMP)
+	test -f $(SITE)/index.html || { echo "no built book: run make book first"; exit 1; }
+	$(PY) -c "from tools.browser import find_chromium as f; raise SystemExit(f() is None)" || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	$(VENV)/bin/pytest tests/test_site_check.py -q -p no:cacheprovider
+	$(PY) -m tools.check_site $(SITE) --out _build/site-check
 
 test: $(STAMP) lint
 	BOOK_WIDGETS=0 $(VENV)/bin/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
@@ -33,7 +54,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lib tests benchmarks
+	$(VENV)/bin/ruff check lib tests benchmarks tools
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache .sweep_cache

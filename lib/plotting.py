@@ -3,6 +3,13 @@
 Figures have an opaque white background with dark ink, so they read the same on the
 book's light and dark pages; colours are the Okabe–Ito palette, safe for colour-blind
 readers.
+
+Readable text. The book's text column is ``COLUMN_PX`` = 688 CSS px wide and a wider image
+is shrunk to fit it, so a font of ``p`` points in a figure ``w`` inches wide is shown
+``p * 688 / (72 w)`` px high, whatever the dpi. Once :func:`use_style` has run, every figure
+a notebook displays first passes through :func:`make_readable`: a figure wider than
+``MAX_WIDTH_IN`` is narrowed to it, and any text smaller than ``MIN_TEXT_PX`` as shown is
+enlarged, so no label, tick or legend is under 9 px in the column.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from matplotlib.axes import Axes
 from ._checks import check_int, check_mixture, check_real
 from .mixtures import GaussianMixture
 
+COLUMN_PX = 688
+MIN_TEXT_PX = 9.0
+MAX_WIDTH_IN = 10.0
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 
 
@@ -44,6 +54,81 @@ def use_style() -> None:
         "legend.frameon": False,
         "lines.linewidth": 1.8,
     })
+    _install_display_hook()
+
+
+def shown_px_per_pt(width_in: float, dpi: float, column_px: float = COLUMN_PX) -> float:
+    """CSS px per font point for an image ``width_in * dpi`` px wide shown in the column.
+
+    The image is drawn at its own size when it fits (``dpi / 72`` px per point) and shrunk
+    to ``column_px`` when wider (``column_px / (72 width_in)``).
+    """
+    width_in = check_real(width_in, "width_in", low=1e-3)
+    dpi = check_real(dpi, "dpi", low=1.0)
+    return dpi / 72.0 * min(1.0, column_px / (width_in * dpi))
+
+
+def _texts_and_scale(fig, column_px: float) -> tuple[list, float]:
+    """The figure's visible texts and its shown px per point (after a draw)."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    # A tight save adds savefig.pad_inches on each side of the tight box.
+    tight = fig.get_tightbbox(fig.canvas.get_renderer()).width + 2 * mpl.rcParams["savefig.pad_inches"]
+    scale = shown_px_per_pt(max(fig.get_size_inches()[0], tight), fig.dpi, column_px)
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()], scale
+
+
+def make_readable(fig, *, column_px: float = COLUMN_PX, min_px: float = MIN_TEXT_PX,
+                  max_width_in: float = MAX_WIDTH_IN) -> float:
+    """Narrow ``fig`` to ``max_width_in`` and enlarge its small text to ``min_px`` as shown.
+
+    The width used is the larger of the figure's and its padded tight bounding box's (the
+    inline backend saves the tight box). Returns the smallest text size, in shown px, afterwards.
+    """
+    w, h = fig.get_size_inches()
+    if w > max_width_in:
+        fig.set_size_inches(max_width_in, h * max_width_in / w)
+    for _ in range(4):  # enlarging text can widen the tight box: settle in a few rounds
+        texts, scale = _texts_and_scale(fig, column_px)
+        need = min_px / scale
+        small = [t for t in texts if t.get_fontsize() < need - 1e-6]
+        if not small:
+            break
+        for ax in fig.axes:  # tick labels through tick_params, so new ticks inherit the size
+            if any(t.get_fontsize() < need for t in ax.get_xticklabels() + ax.get_yticklabels()):
+                ax.tick_params(axis="both", which="both", labelsize=need)
+        for t in small:
+            t.set_fontsize(need)
+    texts, scale = _texts_and_scale(fig, column_px)
+    return min(t.get_fontsize() for t in texts) * scale if texts else float("inf")
+
+
+def _install_display_hook() -> None:
+    """Route every figure a notebook displays through :func:`make_readable` (no-op outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    plt.figure()  # resolve the inline backend now, so its formatter is the one wrapped
+    plt.close()
+    from matplotlib.figure import Figure
+
+    for mime in ("image/png", "image/svg+xml", "image/jpeg"):
+        formatter = shell.display_formatter.formatters[mime]
+        previous = formatter.for_type(Figure)
+        if previous is None or getattr(previous, "_book_readable", False):
+            continue
+
+        def readable(fig, _previous=previous):
+            make_readable(fig)
+            return _previous(fig)
+
+        readable._book_readable = True
+        formatter.for_type(Figure, readable)
 
 
 def plot_density_and_score_1d(mixture: GaussianMixture, times: list[float], *, xlim: tuple[float, float] = (-6, 6),

@@ -1,9 +1,11 @@
 """Interactive views that never block a non-interactive run.
 
-``explore(draw, controls)`` shows ipywidgets sliders in a live Jupyter session. In a
-papermill run or the book build (where ``BOOK_WIDGETS=0`` is set), or when ipywidgets is
-missing, it draws ``draw`` once at the controls' default values instead, so the page has
-a static figure of the same view.
+``explore(draw, controls)`` always draws ``draw`` once at the controls' default values, as
+an ordinary output: every run has the static figure, live front end or not. In a Jupyter
+kernel with ipywidgets it then shows one slider per control; moving a slider redraws and
+replaces that same output in place (an IPython display update), so nothing waits on a
+front end: without one, the sliders are an inert widget view and the run goes on.
+``BOOK_WIDGETS=0`` (set by the book build, whose pages are static) leaves the sliders out.
 """
 
 from __future__ import annotations
@@ -45,13 +47,22 @@ def explore(draw: Callable[..., Any], controls: dict[str, tuple]) -> None:
         draw(**defaults)
         return
     import ipywidgets as w
+    from IPython.display import display
 
+    view = LiveView(draw)
+    view.show(**defaults)
     sliders = {}
     for name, (low, high, step, default) in controls.items():
         kind = w.IntSlider if all(isinstance(v, int) for v in (low, high, step, default)) else w.FloatSlider
         sliders[name] = kind(min=low, max=high, step=step, value=default, description=name,
                              continuous_update=False)
-    w.interact(draw, **sliders)
+
+    def redraw(_change) -> None:
+        view.update(**{k: s.value for k, s in sliders.items()})
+
+    for slider in sliders.values():
+        slider.observe(redraw, names="value")
+    display(w.VBox(list(sliders.values())))
 
 
 def _check_control(name: object, spec: object) -> None:
@@ -65,3 +76,46 @@ def _check_control(name: object, spec: object) -> None:
     check_real(spec[1], f"controls[{name!r}] high", low=low, low_open=True)
     check_real(spec[2], f"controls[{name!r}] step", low=0.0, low_open=True)
     check_real(spec[3], f"controls[{name!r}] default", low=low, high=spec[1])
+
+
+class LiveView:
+    """What ``draw`` displays (figures, text), shown under display ids and replaced in place.
+
+    The outputs of ``draw`` are captured synchronously in the kernel and re-published with
+    a ``display_id``; :meth:`update` re-runs ``draw`` and sends display updates, which a live
+    front end applies to the same output area (and an executed notebook records).
+    """
+
+    def __init__(self, draw: Callable[..., Any]):
+        if not callable(draw):
+            raise TypeError("draw must be callable")
+        self.draw = draw
+        self.handles: list = []
+
+    def _capture(self, values: dict) -> list:
+        from IPython.utils.capture import capture_output
+
+        with capture_output(stdout=True, stderr=False, display=True) as cap:
+            self.draw(**values)
+        outputs = [(o.data, o.metadata) for o in cap.outputs]
+        if cap.stdout:
+            outputs.insert(0, ({"text/plain": cap.stdout.rstrip("\n")}, {}))
+        return outputs
+
+    def show(self, **values) -> None:
+        from IPython.display import display
+
+        for data, meta in self._capture(values):
+            self.handles.append(display(data, metadata=meta, raw=True, display_id=True))
+
+    def update(self, **values) -> None:
+        from IPython.display import display
+
+        outputs = self._capture(values)
+        for i, (data, meta) in enumerate(outputs):
+            if i < len(self.handles):
+                self.handles[i].update(data, metadata=meta, raw=True)
+            else:
+                self.handles.append(display(data, metadata=meta, raw=True, display_id=True))
+        for handle in self.handles[len(outputs):]:
+            handle.update({"text/plain": ""}, raw=True)
