@@ -63,6 +63,10 @@ def noise_like(x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
     :func:`lib.dsm.dsm_loss`, :mod:`lib.gmm_learning`), so that one generator state gives
     the same ``z`` everywhere.
     """
+    if not isinstance(x0, Tensor) or not x0.is_floating_point():
+        raise TypeError(f"x0 must be a floating-point tensor, got {type(x0).__name__}"
+                        f"{' of dtype ' + str(x0.dtype) if isinstance(x0, Tensor) else ''}")
+    check_generator(generator)
     return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
 
 

@@ -93,8 +93,9 @@ def _noise(z: object, x0: Tensor) -> Tensor:
 
 def _softmax(logits: Tensor) -> Tensor:
     """The mixture's normaliser (one ``exp``; ``torch.softmax`` over K = 2..4 columns is about
-    three times slower on a CPU, and this runs once per GD step)."""
-    return _normalise(logits)[2]
+    three times slower on a CPU, and this runs once per GD step); weights below double
+    precision underflow to 0, so a centre no point claims keeps its place in EM."""
+    return _normalise(logits, floor=None)[2]
 
 
 def _model(mu: Tensor) -> GaussianMixture:
@@ -291,6 +292,9 @@ class GDResult:
 def relative_change(new: Tensor, old: Tensor) -> float:
     """``|new - old| / |new|`` (Frobenius norms): the stopping rule shared by :func:`gd_ddpm` and
     :func:`em` (and, in the benchmark, scikit-learn's EM): stop once it is at most ``tol``."""
+    new, old = as_tensor(new, "new"), as_tensor(old, "old")
+    if new.shape != old.shape:
+        raise ValueError(f"new and old must have one shape, got {tuple(new.shape)} and {tuple(old.shape)}")
     norm = float(new.norm())
     return float((new - old).norm()) / norm if norm > 0 else math.inf
 
@@ -386,6 +390,10 @@ def responsibilities(mu: Tensor, x: Tensor) -> Tensor:
     (the terms common to every component cancel; tested equal). Written from the logits with the
     mixture's normaliser because the general path, which handles any covariances, is about ten
     times slower for this model, and EM and the sweeps call it at every step."""
+    mu = as_tensor(mu, "mu", dtype=None)
+    if mu.ndim != 2 or mu.numel() == 0:
+        raise ValueError(f"mu must have shape (K, d), got {tuple(mu.shape)}")
+    x = as_points(x, "x", mu.shape[1], dtype=mu.dtype, device=mu.device)
     return _softmax(x @ mu.T - 0.5 * (mu * mu).sum(-1))
 
 

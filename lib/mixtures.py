@@ -397,18 +397,28 @@ def _by_rows(work, x: Tensor, t: Tensor, rows: int) -> Tensor:
     return out
 
 
-def _normalise(joint: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _normalise(joint: Tensor, floor: float | None = -600.0) -> tuple[Tensor, Tensor, Tensor]:
     """``(log softmax, logsumexp, softmax)`` over the last axis with one ``exp`` (torch's
-    ``logsumexp`` is slow for the few components a mixture has)."""
+    ``logsumexp`` is slow for the few components a mixture has).
+
+    Below ``e^floor`` a weight is zero to double precision next to the largest (which is 1);
+    clamping there keeps it (and its products downstream) out of subnormal numbers, whose
+    arithmetic runs tens of times slower on CPUs; log r keeps the exact value. ``floor=None``
+    lets such weights underflow to 0 instead (EM's M-step divides by a column's total, where a
+    clamped column would weight its points equally).
+    """
     top = joint.amax(-1, keepdim=True)
     shifted = joint - top
-    # Below e^-600 a weight is zero to double precision next to the largest (which is 1);
-    # clamping keeps it (and its products downstream) out of subnormal numbers, whose
-    # arithmetic runs tens of times slower on CPUs. log r keeps the exact value.
-    e = torch.clamp_min(shifted, -600.0).exp_()
+    # In place saves two allocations, but autograd (the student scores' gradients) needs
+    # the out-of-place forms.
+    inplace = not (torch.is_grad_enabled() and joint.requires_grad)
+    clamped = shifted if floor is None else torch.clamp_min(shifted, floor)
+    if floor is None and inplace:
+        clamped = clamped.clone()
+    e = clamped.exp_() if inplace else clamped.exp()
     total = e.sum(-1, keepdim=True)
     log_total = torch.log(total)
-    return shifted - log_total, (top + log_total).squeeze(-1), e.div_(total)
+    return shifted - log_total, (top + log_total).squeeze(-1), e.div_(total) if inplace else e / total
 
 
 # --------------------------------------------------------------------- named mixtures

@@ -86,6 +86,11 @@ def make_readable(fig, *, column_px: float = COLUMN_PX, min_px: float = MIN_TEXT
     The width used is the larger of the figure's and its padded tight bounding box's (the
     inline backend saves the tight box). Returns the smallest text size, in shown px, afterwards.
     """
+    if not isinstance(fig, mpl.figure.Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    column_px = check_real(column_px, "column_px", low=1.0)
+    min_px = check_real(min_px, "min_px", low=0.0, low_open=True)
+    max_width_in = check_real(max_width_in, "max_width_in", low=1e-3)
     w, h = fig.get_size_inches()
     if w > max_width_in:
         fig.set_size_inches(max_width_in, h * max_width_in / w)

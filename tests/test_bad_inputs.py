@@ -361,8 +361,18 @@ bad(GL.gd_ddpm, lambda: GL.gd_ddpm(X0, MU, 0.1, lr=-1.0), ValueError, "lr must l
 bad(GL.em, lambda: GL.em(X0, MU, progress="no"), TypeError, "progress must be True or False")
 bad(GL.gd_ddpm, lambda: GL.gd_ddpm(X0, MU, 0.1, progress="no"), TypeError, "progress must be True or False")
 bad(GL.power_iteration, lambda: GL.power_iteration(X0, MU[0], steps=0), ValueError, "steps must be >= 1")
-bad(GL.gradient_em_cosine, lambda: GL.gradient_em_cosine(MU, X0, 0.1, noise_draws=0), ValueError,
-    "noise_draws must be >= 1")
+bad(H.linear_sampler_variance, lambda: H.linear_sampler_variance(3.0, 1e-3, 0), ValueError, "n_steps")
+bad(H.linear_sampler_variance, lambda: H.linear_sampler_variance(3.0, 1e-3, 10, v_start=-1.0), ValueError, "v_start")
+bad(lib.forward.noise_like, lambda: lib.forward.noise_like([1.0, 2.0]), TypeError, "x0")
+bad(lib.forward.noise_like, lambda: lib.forward.noise_like(torch.zeros(2), generator="g"), TypeError, "generator")
+bad(lib.plotting.make_readable, lambda: lib.plotting.make_readable("fig"), TypeError, "fig")
+bad(lib.plotting.shown_px_per_pt, lambda: lib.plotting.shown_px_per_pt(0.0, 100), ValueError, "width_in")
+bad(lib.plotting.shown_px_per_pt, lambda: lib.plotting.shown_px_per_pt(5.0, 0.0), ValueError, "dpi")
+bad(lib.widgets.LiveView, lambda: lib.widgets.LiveView("draw"), TypeError, "draw")
+bad(GL.population_terms, lambda: GL.population_terms(MU[0], MU[0][:1]), ValueError, "theta and mu_star_t must be")
+bad(GL.population_terms, lambda: GL.population_terms(MU[0], MU[0], nodes=2), ValueError, "nodes must be")
+bad(GL.relative_change, lambda: GL.relative_change("a", MU), TypeError, "new")
+bad(GL.responsibilities, lambda: GL.responsibilities(MU, X0[:, :1]), ValueError, "x")
 bad(GL.centre_errors, lambda: GL.centre_errors(MU, torch.zeros(3, 2)), ValueError, "estimate must have shape")
 bad(GL.cosine, lambda: GL.cosine(torch.ones(2), "v"), TypeError, "v must be a tensor")
 
@@ -370,12 +380,12 @@ bad(GL.cosine, lambda: GL.cosine(torch.ones(2), "v"), TypeError, "v must be a te
 B = bounds
 bad(B.chen2023, lambda: B.chen2023(-1.0, 0.1, 2), ValueError, "eps")
 bad(B.gupta2024, lambda: B.gupta2024(0.1, 0.1, 2, 0, 1), ValueError, "P")
-bad(B.block2020, lambda: B.block2020(0.1, -0.1, 2, 10, 2), ValueError, "gamma")
+bad(B.block2020, lambda: B.block2020(0.1, -0.1, 2, 10, 2), ValueError, "sigma_min")
 bad(B.sample_counts, lambda: B.sample_counts(0.1, 0.1, 0, 10, 2), ValueError, "d")
 bad(B.oko2023, lambda: B.oko2023(0.1, "d"), TypeError, "d")
 bad(B.gaur2025, lambda: B.gaur2025(0.1, version="v9"), ValueError, "version must be one of")
 bad(B.implied_error_exponent, lambda: B.implied_error_exponent("nope"), ValueError, "key")
-bad(B.crossover_eps, lambda: B.crossover_eps(-1.0, 2, 10, 2), ValueError, "gamma")
+bad(B.crossover_eps, lambda: B.crossover_eps(-1.0, 2, 10, 2), ValueError, "sigma_min")
 
 # ---------------------------------------------------------------- lib.batched
 BM = batched.BatchedScoreMLP
@@ -506,7 +516,7 @@ def test_bad_book_quick_environment_is_an_error(monkeypatch):
 EXEMPT = {  # take no arguments, or are plain result records
     "demo_1d", "demo_2d", "use_style", "widgets_enabled", "code_version",
     "Estimate", "TrainResult", "QuantileBand", "QuantileEstimate", "QuantileProfile", "HardnessTheory",
-    "FiniteERM", "GDResult", "Bound", "BatchedTrainResult",
+    "FiniteERM", "GDResult", "Bound", "BatchedTrainResult", "PopulationTerms",
 }
 MODULES = ["forward", "mixtures", "networks", "dsm", "sampling", "metrics", "sweeps", "book", "plotting",
            "widgets", "quantile", "hardness", "gmm_learning", "bounds", "batched"]
