@@ -36,7 +36,7 @@ def test_bound_values_at_the_reference_point(chapter):
 
 
 def test_coupling_bound_and_score_size(chapter):
-    """W2(q_gamma, q_0)^2 <= (1 - a)^2 m2 + s^2 d: demo m2 = sum w (m^2 + v) = 4.5; the score's
+    """W2(q_gamma, q_0)^2 <= (1 - a)^2 m2 + s^2 d: demo m2 = sum w (m^2 + v) = 4.3125; the score's
     mean square at gamma (2.30) is far below 1/s_gamma^2 (500.5)."""
     m2 = 0.25 * (6.25 + 0.3) + 0.5 * (0.25 + 0.5) + 0.25 * (9 + 0.2)
     a, s2 = math.exp(-1e-3), -math.expm1(-2e-3)
@@ -59,12 +59,12 @@ def test_average_weights_are_s_t_squared(chapter):
 
 
 def test_statistical_error_falls_with_m(chapter):
-    """The fitted slope's 95% interval lies below zero, and the log drop of the three-time
-    average from the smallest to the largest m exceeds a 95% t interval over 3 seeds (paired)."""
+    """The fitted slope's 95% interval lies below zero; the three-time average falls from the
+    smallest to the largest m for every seed, by more than a factor 10 on average."""
     assert chapter["sc_stat_slope_hi"] < 0
     assert -1.3 < chapter["sc_stat_slope"] < -0.6  # "close to the parametric -1 or shallower"
     assert chapter["sc_stat_slope_lo"] < -0.6
-    assert chapter["sc_stat_drop_t"] > T_3_SEEDS
+    assert chapter["sc_stat_seeds_fall"] == 1
     assert chapter["sc_stat_first"] > 10 * chapter["sc_stat_last"]
 
 
@@ -83,7 +83,8 @@ def test_empirical_minimisers_and_optimisation_error(chapter):
     """The minibatch run ends above the better long run's empirical loss; its optimisation
     error falls with steps (paired t over 3 seeds) but levels off at the order of magnitude of
     the distance between the two restarts (different functions) instead of reaching zero; the
-    exact minimiser is further from f* than the early-stopped run (overfitting)."""
+    exact minimiser is further from the stand-in f* than the early-stopped run, but closer to the
+    exact score."""
     assert chapter["sc_short_loss_excess"] > 0
     assert chapter["sc_opt_drop_t"] > T_3_SEEDS
     assert chapter["sc_opt_first"] > 3 * chapter["sc_opt_last"]
@@ -91,6 +92,9 @@ def test_empirical_minimisers_and_optimisation_error(chapter):
     assert chapter["sc_restart_dist"] > 0.01 * chapter["sc_opt_first"]
     assert 0.1 < chapter["sc_opt_last"] / chapter["sc_restart_dist"] < 10
     assert chapter["sc_stat_hat"] > chapter["sc_stat_trained_opt"]
+    # ... yet against the exact score the minimiser is the better function: no overfitting
+    assert chapter["sc_total_hat"] < chapter["sc_total_short"]
+    assert chapter["sc_hat_closer_frac"] > 0.5
 
 
 def test_sandwich_theory_predicts_least_squares(chapter):
