@@ -90,6 +90,10 @@ def test_no_corrupted_score_breaks_the_theorem(chapter):
     assert chapter["qe_ratio_max"] == pytest.approx(chapter["qe_worst_ks"] / chapter["qe_worst_bound"], rel=1e-9)
     assert chapter["qe_ks_max_regime"] < chapter["qe_bound_min"]
     assert chapter["qe_upper_over_bound_max"] < 1
+    # the proof's inequality, draw by draw: KS(out_j) <= P(visit) + sqrt(KL_j / 2) + KS(exact), up to
+    # the KS noise of the two samples and the binomial noise of the visit fraction (4 SE <= 2/sqrt n)
+    n = chapter["qe_n_paths"]
+    assert chapter["qe_ks_over_coupling_max"] < 2 * ks_critical(n) + 2 / math.sqrt(n)
     assert chapter["qe_bound_min"] >= chapter["qe_eps"] * math.sqrt(math.log(1e3))
 
 
