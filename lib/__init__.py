@@ -11,6 +11,8 @@ One home for each idea the chapters use:
 * :mod:`lib.hardness` — exact 1-D score metrics by quadrature, ERM over a finite class;
 * :mod:`lib.quantile` — the quantile score error ``D^delta``, per-time profiles, corruptions;
 * :mod:`lib.gmm_learning` — gradient descent on the DDPM objective for mixtures, EM, power method;
+* :mod:`lib.transfer` — conditional scores with a shared encoder of the condition: exact linear-inverse
+  tasks, pre-training, fine-tuning, from scratch, conditional sampling, the digits tasks;
 * :mod:`lib.plotting`, :mod:`lib.widgets`, :mod:`lib.book` — figures, widgets, chapter helpers.
 """
 
