@@ -68,8 +68,11 @@ class LinearInverseTask:
     def __post_init__(self) -> None:
         if not isinstance(self.prior, GaussianMixture):
             raise TypeError(f"prior must be a GaussianMixture, got {type(self.prior).__name__}")
-        if self.prior._evecs is not None:
+        cov = self.prior.covariances
+        var = torch.diagonal(cov, dim1=-2, dim2=-1)
+        if (cov - torch.diag_embed(var)).abs().max() > 1e-12 * var.max():
             raise ValueError("prior must have diagonal covariances")
+        object.__setattr__(self, "_var", var.clone())  # (J, d_x): the diagonals S_j
         G = as_tensor(self.G, "G")
         if G.ndim != 2 or G.shape[1] != self.prior.d:
             raise ValueError(f"G must have shape (D_y, {self.prior.d}), got {tuple(G.shape)}")
@@ -105,7 +108,7 @@ class LinearInverseTask:
         ``(n, J, d_x)`` and the diagonal covariances ``(J, d_x)``.
         """
         w = self.sufficient(y)
-        S, m, v = self.prior._evals, self.prior.means, self.noise_sd**2
+        S, m, v = self._var, self.prior.means, self.noise_sd**2
         post_var = 1.0 / (1.0 / S + 1.0 / v)
         means = post_var * (m / S + w[:, None, :] / v)
         marg = S + v
@@ -122,7 +125,7 @@ class LinearInverseTask:
         covariance ``[[a^2 S_j + s^2 I, a S_j], [a S_j, S_j + sigma^2 I]]``."""
         t = check_real(t, "t", low=0.0)
         a, s2 = math.exp(-t), -math.expm1(-2.0 * t)
-        S, m = self.prior._evals, self.prior.means
+        S, m = self._var, self.prior.means
         top = torch.cat([torch.diag_embed(a * a * S + s2), torch.diag_embed(a * S)], dim=-1)
         bottom = torch.cat([torch.diag_embed(a * S), torch.diag_embed(S + self.noise_sd**2)], dim=-1)
         return GaussianMixture(self.prior.weights, torch.cat([a * m, m], dim=-1), torch.cat([top, bottom], dim=-2))
@@ -469,11 +472,12 @@ def mean_se(values: Tensor, dim: int = -1) -> tuple[Tensor, Tensor]:
 
 @torch.no_grad()
 def sample_conditional(model: SharedEncoderScore, y: Tensor, per_condition: int, *, head: int = 0,
-                       process: str = "ode", n_steps: int = 60, T: float = 5.0, gamma: float = 1e-3,
+                       process: str = "ode", n_steps: int = 60, T: float = 5.0, gamma: float = 0.01,
                        generator: torch.Generator | None = None) -> Tensor:
     """Draws from every run's model of ``p(x | y)``: ``per_condition`` draws for each row of ``y``
     ``(N, D_y)`` (or ``(R, N, D_y)``), shape ``(R, N, per_condition, d_x)``. Each ``y`` is encoded once;
-    the reverse SDE or probability-flow ODE is :func:`lib.sampling.sample`."""
+    the reverse SDE or probability-flow ODE is :func:`lib.sampling.sample`. The default stopping time
+    ``gamma = 0.01`` is the smallest time :func:`fit` trains on: below it the network extrapolates."""
     S = check_int(per_condition, "per_condition")
     head = check_int(head, "head", low=0, high=model.K - 1)
     check_choice(process, "process", ("sde", "ode"))
