@@ -434,8 +434,9 @@ def score_test_set(task: LinearInverseTask, n: int, n_times: int = 12, t_range: 
 def excess_score_error(model: SharedEncoderScore, test: ScoreTestSet, features: Tensor | None = None,
                        head: int = 0) -> Tensor:
     """``E_t E s_t^2 ||f(x_t, h(y), t) - grad log q_t(x_t | y)||^2`` per run, shape ``(R,)``: the excess
-    of the weighted conditional DSM objective over its minimum (the quantity Theorem 3.4 of Cheng et
-    al. bounds). ``features`` ``(R, N, d')`` replaces the model's own encoder (e.g. ``h*``)."""
+    of the weighted conditional DSM objective over its minimum (up to the weighting of the times,
+    the quantity Theorem 3.4 of Cheng et al. bounds). ``features`` ``(R, N, d')`` replaces the
+    model's own encoder (e.g. ``h*``)."""
     if not isinstance(test, ScoreTestSet):
         raise TypeError("test must be a ScoreTestSet")
     head = check_int(head, "head", low=0, high=model.K - 1)
