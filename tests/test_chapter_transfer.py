@@ -1,19 +1,26 @@
 """The transfer chapter (book/transfer.md), run in quick mode; its glued claims checked.
 
 Every comparison is paired over seeds (the arms of one seed share target pairs, test points and
-quadrature times) and is asserted at 2 standard errors of the paired difference, the standard
-error computed by the chapter over its seeds. The claims are the chapter's: fine-tuning below
-scratch at small m with the gap shrinking, in and out of domain; an encoder with d' < d_y leaves a
-floor; non-diverse sources stall; on the digits, fine-tuning restores better at small m.
+quadrature times) and is asserted at Z standard errors of the paired difference, the standard
+error computed by the chapter over its S seeds; Z is the 97.5 % quantile of Student's t with S - 1
+degrees of freedom (3.18 for four seeds: "2 SE" would be a 93 % one-sided criterion). The claims
+are the chapter's: fine-tuning below scratch at small m with the gap shrinking, in and out of
+domain; non-diverse sources stall; more sources help. Quick mode runs no d' = 1 encoder and skips
+the digits: the d' floor and the digit claims are checked at full settings (marked ``full``).
 """
 
 import os
 
 import pytest
 from notebooks import run_chapter
+from scipy.stats import t as student_t
 
 pytestmark = pytest.mark.chapter
-Z = 2.0  # standard errors
+
+
+def z_value(chapter) -> float:
+    """The two-sided 95 % t quantile for the chapter's number of seeds."""
+    return float(student_t.ppf(0.975, chapter["tr_seeds"] - 1))
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +30,13 @@ def chapter():
 
 
 def test_every_figure_is_drawn(chapter):
-    """Tasks, m sweep, d' and diversity, K sweep, widget, digits metrics, restorations."""
-    assert chapter.figures >= 7
+    """Tasks, m sweep, d' and diversity, K sweep, widget (quick mode skips the two digit figures)."""
+    assert chapter.figures >= 5
 
 
 def test_settings(chapter):
     assert chapter["tr_seeds"] >= 4 and chapter["tr_n_test"] >= 100
     assert chapter["tr_m_small"] < chapter["tr_m_large"]
-    assert chapter["tr_dg_n"] == 174 and chapter["tr_dg_test"] == 78
 
 
 def test_errors_are_below_the_zero_predictor(chapter):
@@ -44,45 +50,61 @@ def test_errors_are_below_the_zero_predictor(chapter):
 
 @pytest.mark.parametrize("dom", ["in", "out"])
 def test_fine_tune_beats_scratch_at_small_m_and_the_gap_shrinks(chapter, dom):
+    z = z_value(chapter)
     small, small_se = chapter[f"tr_{dom}_gap_small"], chapter[f"tr_{dom}_gap_small_se"]
     large, large_se = chapter[f"tr_{dom}_gap_large"], chapter[f"tr_{dom}_gap_large_se"]
-    assert small > Z * small_se
-    assert small - large > Z * (small_se**2 + large_se**2) ** 0.5
+    assert small > z * small_se
+    assert small - large > z * (small_se**2 + large_se**2) ** 0.5
 
 
 @pytest.mark.parametrize("dom", ["in", "out"])
 def test_fine_tune_removes_most_of_the_encoders_share(chapter, dom):
-    """At small m, fine-tune's excess over the oracle is under a fifth of scratch's (up to 2 SE)."""
+    """At small m, fine-tune's excess over the oracle is under a fifth of scratch's (up to Z SE)."""
     kept, kept_se = chapter[f"tr_{dom}_ft_over_oracle"], chapter[f"tr_{dom}_ft_over_oracle_se"]
-    assert kept < 0.2 * chapter[f"tr_{dom}_scratch_over_oracle"] + Z * kept_se
+    assert kept < 0.2 * chapter[f"tr_{dom}_scratch_over_oracle"] + z_value(chapter) * kept_se
 
 
-def test_too_small_representation_leaves_a_floor(chapter):
-    """d' = 1 < d_y = 2: at the largest m still well above the d' = 2 encoder."""
-    assert chapter["tr_d1_excess"] > Z * chapter["tr_d1_excess_se"]
-    assert chapter["tr_d1_large"] > 1.5 * chapter["tr_d2_large"]
+def check_floor(ch, arm: str) -> None:
+    """An encoder that misses a direction of h*: at the largest m still well above d' = 2."""
+    assert ch[f"tr_{arm}_excess"] > z_value(ch) * ch[f"tr_{arm}_excess_se"]
+    assert ch[f"tr_{arm}_large"] > 1.5 * ch["tr_d2_large"]
 
 
 def test_non_diverse_sources_stall(chapter):
-    assert chapter["tr_narrow_excess"] > Z * chapter["tr_narrow_excess_se"]
-    assert chapter["tr_narrow_large"] > 1.5 * chapter["tr_d2_large"]
+    check_floor(chapter, "narrow")
 
 
 def test_more_sources_help(chapter):
-    assert chapter["tr_j_gain"] > Z * chapter["tr_j_gain_se"]
+    assert chapter["tr_j_gain"] > z_value(chapter) * chapter["tr_j_gain_se"]
 
 
-def test_digits_fine_tune_better_at_small_m(chapter):
+@pytest.fixture(scope="module")
+def full():
+    return run_chapter("transfer", quick=False, timeout=1200)
+
+
+@pytest.mark.full
+def test_full_too_small_representation_leaves_a_floor(full):
+    """d' = 1 < d_y = 2 (not run in quick mode)."""
+    check_floor(full, "d1")
+    check_floor(full, "narrow")
+
+
+@pytest.mark.full
+def test_full_digits_fine_tune_better_at_small_m(full):
     """The held-out DSM objective (all test zeros, a time grid) resolves the small-m advantage; the
-    restoration error, from a few ODE draws per image, is noisier: there fine-tuning must not be
-    worse at small m, and its lead must not grow with m."""
-    assert chapter["tr_dg_dsm_gap_small"] > Z * chapter["tr_dg_dsm_gap_small_se"]
-    assert chapter["tr_dg_mse_gap_small"] > -Z * chapter["tr_dg_mse_gap_small_se"]
-    assert chapter["tr_dg_mse_gap_large"] < chapter["tr_dg_mse_gap_small"] + Z * chapter["tr_dg_mse_gap_small_se"]
+    restoration error is noisier: there fine-tuning must not be worse at small m, and its lead
+    must not grow with m."""
+    z = z_value(full)
+    assert full["tr_dg_n"] == 174 and full["tr_dg_test"] == 78
+    assert full["tr_dg_dsm_gap_small"] > z * full["tr_dg_dsm_gap_small_se"]
+    assert full["tr_dg_mse_gap_small"] > -z * full["tr_dg_mse_gap_small_se"]
+    assert full["tr_dg_mse_gap_large"] < full["tr_dg_mse_gap_small"] + z * full["tr_dg_mse_gap_small_se"]
 
 
-def test_digit_baselines(chapter):
-    """y itself has per-pixel error ~ noise variance 1; the diffusion restorations are far better."""
-    assert 0.9 < chapter["tr_dg_mse_y"] < 1.2
-    assert chapter["tr_dg_mse_ft_small"] < 0.3 * chapter["tr_dg_mse_y"]
-    assert chapter["tr_dg_mse_wiener"] < chapter["tr_dg_mse_ft_best"] <= chapter["tr_dg_mse_ft_small"]
+@pytest.mark.full
+def test_full_digit_baselines(full):
+    """y itself has per-pixel error ~ noise variance 1; every restoration is far better."""
+    assert 0.9 < full["tr_dg_mse_y"] < 1.2
+    for key in ("tr_dg_mse_ft_small", "tr_dg_mse_sc_small", "tr_dg_mse_wiener"):
+        assert full[key] < 0.3 * full["tr_dg_mse_y"]
