@@ -16,6 +16,8 @@ One home for each idea the chapters use:
 * :mod:`lib.girsanov` — the KL chain-rule cost of a score error to the sampler, injected errors;
 * :mod:`lib.statistical` — DSM as regression: label noise, the sandwich theory of the statistical
   error, the empirical optimal score;
+* :mod:`lib.transfer` — conditional scores with a shared encoder of the condition: exact linear-inverse
+  tasks, pre-training, fine-tuning, from scratch, conditional sampling, the digits tasks;
 * :mod:`lib.plotting`, :mod:`lib.widgets`, :mod:`lib.book` — figures, widgets, chapter helpers.
 """
 

@@ -1,0 +1,110 @@
+"""The transfer chapter (book/transfer.md), run in quick mode; its glued claims checked.
+
+Every comparison is paired over seeds (the arms of one seed share target pairs, test points and
+quadrature times) and is asserted at Z standard errors of the paired difference, the standard
+error computed by the chapter over its S seeds; Z is the 97.5 % quantile of Student's t with S - 1
+degrees of freedom (3.18 for four seeds: "2 SE" would be a 93 % one-sided criterion). The claims
+are the chapter's: fine-tuning below scratch at small m with the gap shrinking, in and out of
+domain; non-diverse sources stall; more sources help. Quick mode runs no d' = 1 encoder and skips
+the digits: the d' floor and the digit claims are checked at full settings (marked ``full``).
+"""
+
+import os
+
+import pytest
+from notebooks import run_chapter
+from scipy.stats import t as student_t
+
+pytestmark = pytest.mark.chapter
+
+
+def z_value(chapter) -> float:
+    """The two-sided 95 % t quantile for the chapter's number of seeds."""
+    return float(student_t.ppf(0.975, chapter["tr_seeds"] - 1))
+
+
+@pytest.fixture(scope="module")
+def chapter():
+    seed = int(os.environ.get("CHAPTER_SEED", "0"))
+    return run_chapter("transfer", quick=True, parameters={"SEED": seed})
+
+
+def test_every_figure_is_drawn(chapter):
+    """Tasks, m sweep, d' and diversity, K sweep, widget (quick mode skips the two digit figures)."""
+    assert chapter.figures >= 5
+
+
+def test_settings(chapter):
+    assert chapter["tr_seeds"] >= 4 and chapter["tr_n_test"] >= 100
+    assert chapter["tr_m_small"] < chapter["tr_m_large"]
+
+
+def test_errors_are_below_the_zero_predictor(chapter):
+    """Trained arms learn something: at the largest m every arm is far below f = 0."""
+    for dom in ("in", "out"):
+        zero = chapter[f"tr_zero_{dom}"]
+        assert 0.5 < zero < 5
+        for arm in ("oracle", "d2", "scratch"):
+            assert chapter[f"tr_{dom}_{arm}_large"] < 0.5 * zero
+
+
+@pytest.mark.parametrize("dom", ["in", "out"])
+def test_fine_tune_beats_scratch_at_small_m_and_the_gap_shrinks(chapter, dom):
+    z = z_value(chapter)
+    small, small_se = chapter[f"tr_{dom}_gap_small"], chapter[f"tr_{dom}_gap_small_se"]
+    large, large_se = chapter[f"tr_{dom}_gap_large"], chapter[f"tr_{dom}_gap_large_se"]
+    assert small > z * small_se
+    assert small - large > z * (small_se**2 + large_se**2) ** 0.5
+
+
+@pytest.mark.parametrize("dom", ["in", "out"])
+def test_fine_tune_removes_most_of_the_encoders_share(chapter, dom):
+    """At small m, fine-tune's excess over the oracle is under a fifth of scratch's (up to Z SE)."""
+    kept, kept_se = chapter[f"tr_{dom}_ft_over_oracle"], chapter[f"tr_{dom}_ft_over_oracle_se"]
+    assert kept < 0.2 * chapter[f"tr_{dom}_scratch_over_oracle"] + z_value(chapter) * kept_se
+
+
+def check_floor(ch, arm: str) -> None:
+    """An encoder that misses a direction of h*: at the largest m still well above d' = 2."""
+    assert ch[f"tr_{arm}_excess"] > z_value(ch) * ch[f"tr_{arm}_excess_se"]
+    assert ch[f"tr_{arm}_large"] > 1.5 * ch["tr_d2_large"]
+
+
+def test_non_diverse_sources_stall(chapter):
+    check_floor(chapter, "narrow")
+
+
+def test_more_sources_help(chapter):
+    assert chapter["tr_j_gain"] > z_value(chapter) * chapter["tr_j_gain_se"]
+
+
+@pytest.fixture(scope="module")
+def full():
+    return run_chapter("transfer", quick=False, timeout=1200)
+
+
+@pytest.mark.full
+def test_full_too_small_representation_leaves_a_floor(full):
+    """d' = 1 < d_y = 2 (not run in quick mode)."""
+    check_floor(full, "d1")
+    check_floor(full, "narrow")
+
+
+@pytest.mark.full
+def test_full_digits_fine_tune_better_at_small_m(full):
+    """The held-out DSM objective (all test zeros, a time grid) resolves the small-m advantage; the
+    restoration error is noisier: there fine-tuning must not be worse at small m, and its lead
+    must not grow with m."""
+    z = z_value(full)
+    assert full["tr_dg_n"] == 174 and full["tr_dg_test"] == 78
+    assert full["tr_dg_dsm_gap_small"] > z * full["tr_dg_dsm_gap_small_se"]
+    assert full["tr_dg_mse_gap_small"] > -z * full["tr_dg_mse_gap_small_se"]
+    assert full["tr_dg_mse_gap_large"] < full["tr_dg_mse_gap_small"] + z * full["tr_dg_mse_gap_small_se"]
+
+
+@pytest.mark.full
+def test_full_digit_baselines(full):
+    """y itself has per-pixel error ~ noise variance 1; every restoration is far better."""
+    assert 0.9 < full["tr_dg_mse_y"] < 1.2
+    for key in ("tr_dg_mse_ft_small", "tr_dg_mse_sc_small", "tr_dg_mse_wiener"):
+        assert full[key] < 0.3 * full["tr_dg_mse_y"]
