@@ -85,13 +85,16 @@ def measure(modes: dict[str, int | None], rounds: int) -> dict[tuple[str, str, b
     """Times of every workload under every thread mode, idle and loaded, rounds interleaved."""
     out: dict[tuple[str, str, bool], list[tuple[float, float]]] = {}
     before = lib.threads.small_work_threads()
-    for _ in range(rounds):
+    for k in range(rounds):
         for loaded in (False, True):
             with Competitors(cores()) if loaded else contextlib.nullcontext():
                 for mode, setting in modes.items():
                     lib.threads.set_small_work_threads(setting)
                     for name, fn in WORKLOADS.items():
                         out.setdefault((mode, name, loaded), []).append(timed(fn))
+                        # progress as it comes: a run cut short still leaves its numbers
+                        print(f"  round {k + 1}, {'loaded' if loaded else 'idle'}, {mode}, {name}: "
+                              f"{out[(mode, name, loaded)][-1][0]:.2f} s", flush=True)
     lib.threads.set_small_work_threads(before)
     return out
 
