@@ -19,6 +19,10 @@ identity ``-grad L_t = 2 pi_k (M_t - theta_k) + R_k`` of the chapter, one EM ste
 mixture ``q_t`` up to ``R_t``), fresh noise every step, and iterate averaging from step ``BURN_IN``
 on, so that the noise draws average out; its estimate is the running average, and the stopping
 rule is applied to it.
+The rule then reads differently for GD: a running average's relative change is about
+``|theta_k - average| / (count |average|)``, which falls like ``1/count`` whether or not the iterates
+have settled, so GD's stop is set by its noise level and ``TOL``: read its time together with its
+error, which the table prints next to it.
 
 Two settings, as in the chapter: two components ``0.5 N(mu*, I) + 0.5 N(-mu*, I)`` (d = 20,
 |mu*| = 2) from a random start ``+-v``, ``|v| = 1``; K = 4 components in d = 10 at separation 3.9
