@@ -11,6 +11,7 @@ One home for each idea the chapters use:
 * :mod:`lib.hardness` — exact 1-D score metrics by quadrature, ERM over a finite class;
 * :mod:`lib.quantile` — the quantile score error ``D^delta``, per-time profiles, corruptions;
 * :mod:`lib.gmm_learning` — gradient descent on the DDPM objective for mixtures, EM, power method;
+* :mod:`lib.ntk` — score matching as regression: NTKs (analytic, finite-width, ``torch.func``), kernel GD;
 * :mod:`lib.plotting`, :mod:`lib.widgets`, :mod:`lib.book` — figures, widgets, chapter helpers.
 """
 
