@@ -378,6 +378,20 @@ class KernelGD:
         return torch.exp(2 * log_keep) @ (self.coef**2).sum(-1) / self.n
 
 
+    def dof(self, steps: object) -> Tensor:
+        """Effective degrees of freedom ``tr S_k = sum_i (1 - (1 - eta l_i)^k)`` of the fitted
+        values ``f_k(X) = S_k y`` after each step count."""
+        _, log_keep = self._log_keep(steps)
+        return -torch.expm1(log_keep).sum(-1)
+
+    def risk_estimate(self, steps: object, noise: float) -> Tensor:
+        """Mallows' C_p (1973), an unbiased estimate of the in-sample error
+        ``(1/n) sum_i ||f_k(x_i) - f*(x_i)||^2`` up to a constant when the label noise has total
+        variance ``noise`` at every point: ``train_error(k) + 2 noise tr(S_k) / n - noise``."""
+        noise = check_real(noise, "noise", low=0.0)
+        return self.train_error(steps) + noise * (2 * self.dof(steps) / self.n - 1)
+
+
 def _step_counts(steps: object) -> Tensor:
     """Step counts as a 1-D float64 tensor of values ``>= 0`` (``inf`` allowed)."""
     if isinstance(steps, Tensor):
@@ -406,6 +420,15 @@ def interpolant(K: object, y: object, K_eval: object) -> Tensor:
         raise ValueError(f"need K (n, n), y (n, d) and K_eval (m, n); got {tuple(K.shape)}, "
                          f"{tuple(y.shape)}, {tuple(K_eval.shape)}")
     return K_eval @ torch.linalg.lstsq(K, y, driver="gelsd").solution
+
+
+def risk_stop(kgd: KernelGD, steps: object, noise: float) -> int:
+    """The index of ``steps`` that minimises Mallows' C_p (:meth:`KernelGD.risk_estimate`):
+    a stopping rule that, like the discrepancy principle, needs only the noise level, but
+    compares fits through their estimated error instead of a threshold on the training error."""
+    if not isinstance(kgd, KernelGD):
+        raise TypeError(f"kgd must be a KernelGD, got {type(kgd).__name__}")
+    return int(kgd.risk_estimate(steps, noise).argmin())
 
 
 def discrepancy_stop(train_error: object, level: float) -> int:

@@ -181,6 +181,27 @@ def test_shrinkage_small_eigenvalue_limit_and_zero_eigenvalues():
     assert torch.isfinite(kgd.predict([math.inf])).all()
 
 
+def test_risk_estimate_is_unbiased_for_the_in_sample_error():
+    """Mallows' C_p: averaged over 1500 draws of homoscedastic label noise, the estimate matches
+    the in-sample error at every step count (within 4 standard errors)."""
+    u = _inputs(30, seed=20)
+    K = ntk.relu_ntk(u)
+    f_star = torch.sin(u[:, :1])
+    noise = torch.randn(1500, 30, 1, generator=_gen(21), dtype=torch.float64) * 0.5
+    steps = torch.tensor([0.0, 3.0, 30.0, 300.0, 3e4])
+    est, err = [], []
+    for xi in noise:
+        kgd = ntk.KernelGD(K, f_star + xi)
+        est.append(kgd.risk_estimate(steps, 0.25))
+        err.append((kgd.predict(steps) - f_star).pow(2).sum(-1).mean(-1))
+    diff = torch.stack(est) - torch.stack(err)
+    assert (diff.mean(0).abs() < 4 * diff.std(0) / math.sqrt(1500)).all()
+    kgd = ntk.KernelGD(K, f_star)
+    assert ntk.risk_stop(kgd, steps, 0.25) == int(kgd.risk_estimate(steps, 0.25).argmin())
+    assert kgd.dof([0.0]).item() == 0.0 and kgd.dof([math.inf]).item() == pytest.approx(
+        int((kgd.evals > 0).sum()))
+
+
 def test_discrepancy_stop():
     err = torch.tensor([5.0, 3.0, 2.0, 1.0, 0.5])
     assert ntk.discrepancy_stop(err, 2.0) == 2

@@ -1,0 +1,118 @@
+"""The NTK chapter (book/ntk.md), run in quick mode; its glued numbers checked.
+
+Where the tolerances come from:
+* the finite-width NTK is an average over h/2 independent pairs of units, so its error has
+  the exact mean square of the proposition and falls like h^{-1/2};
+* lazy training moves each weight by O(h^{-1/2}); the NTK changes by between h^{-1/2}
+  (coherent activation flips) and h^{-3/4} (random ones): slopes in [-0.8, -0.3];
+* network-kernel gaps scale like h^{-1/2}, so the full-width threshold (25 % at h = 2048) is
+  rescaled by sqrt(2048 / h) for the quick width;
+* the interpolant's error does not vanish with m (interpolating noise in low dimension),
+  while early stopping's does.
+"""
+
+import math
+
+import pytest
+from notebooks import run_chapter
+
+pytestmark = pytest.mark.chapter
+
+
+@pytest.fixture(scope="module")
+def chapter():
+    return run_chapter("ntk", quick=True)
+
+
+def test_every_figure_is_drawn(chapter):
+    """Kernel convergence, lazy training, U-curve, closed-form stopping, sample size, time, widget."""
+    assert chapter.figures >= 7
+
+
+def test_dsm_is_regression_with_the_mmse_as_label_noise(chapter):
+    """Two independent routes to MMSE(t): exact posteriors, and (s^4/a^2) x the DSM minimum."""
+    gap = abs(chapter["ntk_mmse_check"] - chapter["ntk_dsm_check"])
+    assert gap < 4 * math.hypot(chapter["ntk_mmse_check_se"], chapter["ntk_dsm_check_se"])
+    assert chapter["ntk_mmse_check_se"] < 0.01 * chapter["ntk_mmse_check"]  # the check has teeth
+
+
+def test_finite_width_ntk_converges_at_the_predicted_rate(chapter):
+    assert -0.65 < chapter["ntk_kernel_slope"] < -0.35
+    ratio, se = chapter["ntk_kernel_ratio"], chapter["ntk_kernel_ratio_se"]
+    assert abs(ratio - 1) < 3 * se and se < 0.35
+    assert chapter["ntk_func_gap"] <= 1e-10
+
+
+def test_training_is_lazy(chapter):
+    for key in ["distance", "weights", "kernel", "distance_all"]:
+        assert -0.8 < chapter[f"ntk_lazy_slope_{key}"] < -0.3, key
+    assert abs(chapter["ntk_lazy_slope_weights"] + 0.5) < 0.1  # O(h^{-1/2}) per weight, 8 networks a width
+    assert chapter["ntk_lazy_kernel_widest"] < 0.02
+    assert chapter["ntk_lazy_distance_widest"] < 0.05
+
+
+def test_network_and_kernel_on_the_u_curve(chapter):
+    width, steps = chapter["ntk_u_width"], chapter["ntk_u_steps"]
+    assert 0 < chapter["ntk_u_best_step"] < steps  # the minimum is inside the run
+    assert chapter["ntk_u_kernel_end"] > chapter["ntk_u_kernel_best"]  # the test error rises again
+    assert chapter["ntk_u_gap_pct"] < 25 * math.sqrt(2048 / width)
+    assert chapter["ntk_u_net_best"] < chapter["ntk_u_interp"] / 3
+    assert chapter["ntk_u_kernel_best"] < chapter["ntk_u_interp"] / 3
+    assert chapter["ntk_u_net_train_end"] < chapter["ntk_u_net_train_best"]  # training error still falls
+
+
+def test_early_stopping_in_closed_form(chapter):
+    assert chapter["ntk_stop_train_monotone"] == 1
+    assert chapter["ntk_stop_limit_gap"] < 1e-6
+    assert chapter["ntk_stop_best_inside"] == 1
+    assert chapter["ntk_stop_gain_min"] >= 5
+    assert chapter["ntk_stop_gain_min"] == pytest.approx(min(chapter[f"ntk_stop_gain_{i}"] for i in range(3)))
+    for i in range(3):
+        # both rules that know the noise level beat the interpolant at every t
+        assert chapter[f"ntk_stop_dp_over_interp_{i}"] < 1, i
+        assert chapter[f"ntk_stop_cp_over_best_{i}"] < chapter[f"ntk_stop_gain_{i}"], i
+        assert chapter[f"ntk_stop_dp_over_best_{i}"] >= 1 and chapter[f"ntk_stop_cp_over_best_{i}"] >= 1
+        # interpolating noise of variance MMSE(t) in low dimension leaves a fixed share of it
+        assert 0.25 < chapter[f"ntk_stop_interp_over_mmse_{i}"] < 1.5, i
+    mmse = [chapter[f"ntk_stop_mmse_{i}"] for i in range(3)]
+    assert mmse[0] < mmse[1] < mmse[2]
+
+
+def test_more_samples_help_only_the_stopped_fit(chapter):
+    assert chapter["ntk_size_slope_cp"] < -0.3
+    assert chapter["ntk_size_slope_interp"] > -0.2
+    assert chapter["ntk_size_interp_over_mmse"] > 0.25
+
+
+def test_time_as_an_input(chapter):
+    assert chapter["ntk_time_ratio_min"] > 1  # stopped beats the interpolant at every t
+    assert chapter["ntk_time_ratio_max"] >= chapter["ntk_time_ratio_min"]
+    assert chapter["ntk_time_err_small_t"] > 10 * chapter["ntk_time_err_large_t"]
+
+
+def test_exercise_solutions(chapter):
+    assert chapter["ntk_ex1_gap"] < 1e-10
+    assert chapter["ntk_ex2_error_ratio"] < 3
+    assert chapter["ntk_ex3_violations"] == 0
+    assert chapter["ntk_ex3_rank_narrow"] < chapter["ntk_ex3_m"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_conclusions_hold_for_other_seeds(seed):
+    other = run_chapter("ntk", quick=True, parameters={"SEED": seed})
+    assert other["ntk_stop_gain_min"] >= 5
+    assert -0.8 < other["ntk_lazy_slope_distance"] < -0.3
+    assert other["ntk_size_slope_cp"] < -0.3 and other["ntk_size_slope_interp"] > -0.2
+    assert other["ntk_u_net_best"] < other["ntk_u_interp"] / 3
+    assert other["ntk_time_ratio_min"] > 1
+
+
+@pytest.mark.full
+def test_full_settings():
+    full = run_chapter("ntk", quick=False)
+    assert full["ntk_kernel_widest"] == 16384 and -0.65 < full["ntk_kernel_slope"] < -0.35
+    assert full["ntk_lazy_widest"] == 4096
+    assert full["ntk_u_width"] == 2048 and full["ntk_u_gap_pct"] < 25
+    assert full["ntk_stop_gain_min"] >= 5
+    assert full["ntk_size_slope_cp"] < -0.5 and full["ntk_size_slope_interp"] > -0.2
+    assert full["ntk_time_ratio_min"] > 2
