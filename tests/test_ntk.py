@@ -224,6 +224,25 @@ def test_mmse_agrees_with_the_dsm_minimum_and_with_plain_monte_carlo():
         assert abs(rb.value - plain.mean().item()) < 4 * math.hypot(rb.stderr, plain_se)
 
 
+@pytest.mark.parametrize("t", [0.1, 0.5, 1.0])
+def test_mmse_against_quadrature_in_one_dimension(t):
+    """int q_t(x) Var(x_0 | x_t = x) dx on a fine grid (the posterior of each component in
+    closed form), against the Monte-Carlo estimate: within 4 standard errors."""
+    mix = lib.demo_1d()
+    w, m, v = mix.weights, mix.means[:, 0], mix.covariances[:, 0, 0]
+    a, s2 = math.exp(-t), -math.expm1(-2 * t)
+    x = torch.linspace(-15, 15, 200_001, dtype=torch.float64)[:, None]
+    C = a * a * v + s2
+    dens = w * torch.exp(-(x - a * m) ** 2 / (2 * C)) / torch.sqrt(2 * math.pi * C)
+    q = dens.sum(1)
+    r = dens / q[:, None]
+    mu = m + a * v / C * (x - a * m)
+    var = (r * (v - a * a * v * v / C + mu**2)).sum(1) - (r * mu).sum(1) ** 2
+    exact = torch.trapezoid(q * var, x[:, 0]).item()
+    est = ntk.posterior_mmse(mix, t, 20_000, generator=_gen(15))
+    assert abs(est.value - exact) < 4 * est.stderr
+
+
 def test_dsm_of_the_mean_read_out_is_scaled_regression_loss():
     """||s + z/s_t||^2 = (a_t^2/s_t^4) ||f - x_0||^2 pointwise, for any f (here a random network)."""
     mix, t = lib.demo_2d(), 0.3
