@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from ._checks import (
@@ -292,16 +292,19 @@ def _jacobian(fn, params, x: Tensor, t: Tensor) -> Tensor:
     return torch.cat([j.reshape(n * d, -1) for j in jac.values()], dim=1)
 
 
-def autograd_ntk(net: nn.Module | Callable[..., Tensor], params: dict[str, Tensor], x: object,
-                 t: object) -> Tensor:
+def autograd_ntk(fn: Callable[..., Tensor], params: dict[str, Tensor], x: object, t: object) -> Tensor:
     """The same NTK as :func:`empirical_ntk` from a Python loop of ``torch.autograd.grad`` over
     points and outputs: what one writes without ``torch.func``. Kept as the reference."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    if not isinstance(params, dict) or not params:
+        raise TypeError("params must be a non-empty dict name -> tensor")
     ref = next(iter(params.values()))
     x, t = _points_and_times(x, t, ref)
     leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
     rows = []
     for i in range(x.shape[0]):
-        out = net(leaves, x[i : i + 1], t[i : i + 1])[0]
+        out = fn(leaves, x[i : i + 1], t[i : i + 1])[0]
         for j in range(out.shape[0]):
             grads = torch.autograd.grad(out[j], list(leaves.values()), retain_graph=True)
             rows.append(torch.cat([g.reshape(-1) for g in grads]))
@@ -419,7 +422,8 @@ def interpolant(K: object, y: object, K_eval: object) -> Tensor:
     if K.ndim != 2 or K.shape[0] != K.shape[1] or y.shape[0] != K.shape[0] or K_eval.shape[-1] != K.shape[0]:
         raise ValueError(f"need K (n, n), y (n, d) and K_eval (m, n); got {tuple(K.shape)}, "
                          f"{tuple(y.shape)}, {tuple(K_eval.shape)}")
-    return K_eval @ torch.linalg.lstsq(K, y, driver="gelsd").solution
+    driver = "gelsd" if K.device.type == "cpu" else None  # gelsd (SVD-based) exists on the CPU only
+    return K_eval @ torch.linalg.lstsq(K, y, driver=driver).solution
 
 
 def risk_stop(kgd: KernelGD, steps: object, noise: float) -> int:
