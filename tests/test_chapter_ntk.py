@@ -5,8 +5,10 @@ Where the tolerances come from:
   the exact mean square of the proposition and falls like h^{-1/2};
 * lazy training moves each weight by O(h^{-1/2}); the NTK changes by between h^{-1/2}
   (coherent activation flips) and h^{-3/4} (random ones): slopes in [-0.8, -0.3];
-* network-kernel gaps scale like h^{-1/2}, so the full-width threshold (25 % at h = 2048) is
-  rescaled by sqrt(2048 / h) for the quick width;
+* network-kernel gaps scale like h^{-1/2}, so the full-width threshold (35 % at h = 2048, one
+  network: over 14 networks of several data sets the gap ranged from 3 % to 27 %) is
+  rescaled by sqrt(2048 / h) for the quick width (from step 10 on: the first steps of size
+  1/lambda_max depend on the finite-width kernel's top eigenvalue);
 * the interpolant's error does not vanish with m (interpolating noise in low dimension),
   while early stopping's does.
 """
@@ -56,7 +58,7 @@ def test_finite_width_ntk_converges_at_the_predicted_rate(chapter):
 def test_training_is_lazy(chapter):
     for key in ["distance", "weights", "kernel", "distance_all"]:
         assert -0.8 < chapter[f"ntk_lazy_slope_{key}"] < -0.3, key
-    assert abs(chapter["ntk_lazy_slope_weights"] + 0.5) < 0.1  # O(h^{-1/2}) per weight, 8 networks a width
+    assert abs(chapter["ntk_lazy_slope_weights"] + 0.5) < 0.1  # O(h^{-1/2}) per weight, 6 networks a width
     assert chapter["ntk_lazy_kernel_widest"] < 0.02
     assert chapter["ntk_lazy_distance_widest"] < 0.05
 
@@ -65,7 +67,8 @@ def test_network_and_kernel_on_the_u_curve(chapter):
     width, steps = chapter["ntk_u_width"], chapter["ntk_u_steps"]
     assert 0 < chapter["ntk_u_best_step"] < steps  # the minimum is inside the run
     assert chapter["ntk_u_kernel_end"] > chapter["ntk_u_kernel_best"]  # the test error rises again
-    assert chapter["ntk_u_gap_pct"] < 25 * math.sqrt(2048 / width)
+    assert chapter["ntk_u_gap_pct"] < 35 * math.sqrt(2048 / width)  # from step 10 to the best step
+    assert 0.8 < chapter["ntk_u_best_ratio"] < 1.5
     assert chapter["ntk_u_net_best"] < chapter["ntk_u_interp"] / 3
     assert chapter["ntk_u_kernel_best"] < chapter["ntk_u_interp"] / 3
     assert chapter["ntk_u_net_train_end"] < chapter["ntk_u_net_train_best"]  # training error still falls
@@ -128,7 +131,7 @@ def test_full_settings():
     full = run_chapter("ntk", quick=False)
     assert full["ntk_kernel_widest"] == 16384 and -0.65 < full["ntk_kernel_slope"] < -0.35
     assert full["ntk_lazy_widest"] == 4096
-    assert full["ntk_u_width"] == 2048 and full["ntk_u_gap_pct"] < 25
+    assert full["ntk_u_width"] == 2048 and full["ntk_u_gap_pct"] < 35 and full["ntk_u_best_ratio"] < 1.3
     assert full["ntk_stop_gain_min"] >= 5
     assert full["ntk_size_slope_cp"] < -0.5 and full["ntk_size_slope_interp"] > -0.2
     assert full["ntk_time_ratio_min"] > 1 and full["ntk_time_ratio_large_t"] > 3
