@@ -5,10 +5,12 @@ Where the tolerances come from:
   the exact mean square of the proposition and falls like h^{-1/2};
 * lazy training moves each weight by O(h^{-1/2}); the NTK changes by between h^{-1/2}
   (coherent activation flips) and h^{-3/4} (random ones): slopes in [-0.8, -0.3];
-* network-kernel gaps scale like h^{-1/2}, so the full-width threshold (35 % at h = 2048, one
-  network: over 14 networks of several data sets the gap ranged from 3 % to 27 %) is
-  rescaled by sqrt(2048 / h) for the quick width (from step 10 on: the first steps of size
-  1/lambda_max depend on the finite-width kernel's top eigenvalue);
+* network-kernel gaps scale like h^{-1/2}, so the threshold is c sqrt(2048 / h) (from step 10
+  on: the first steps of size 1/lambda_max depend on the finite-width kernel's top eigenvalue).
+  The constant c = 15 % is empirical: in an independent replication (numpy network and
+  closed-form kernel GD, 6 data sets, widths 512 to 4096) the gap from step 10 to the best
+  step was at most 17 %, 8 %, 10 % and 8 % at h = 512, 1024, 2048, 4096, so c leaves a margin
+  of about 2 at every width (a network that left the kernel regime would exceed it);
 * the interpolant's error does not vanish with m (interpolating noise in low dimension),
   while early stopping's does.
 """
@@ -67,7 +69,7 @@ def test_network_and_kernel_on_the_u_curve(chapter):
     width, steps = chapter["ntk_u_width"], chapter["ntk_u_steps"]
     assert 0 < chapter["ntk_u_best_step"] < steps  # the minimum is inside the run
     assert chapter["ntk_u_kernel_end"] > chapter["ntk_u_kernel_best"]  # the test error rises again
-    assert chapter["ntk_u_gap_pct"] < 35 * math.sqrt(2048 / width)  # from step 10 to the best step
+    assert chapter["ntk_u_gap_pct"] < 15 * math.sqrt(2048 / width)  # from step 10 to the best step
     assert 0.8 < chapter["ntk_u_best_ratio"] < 1.5
     assert chapter["ntk_u_net_best"] < chapter["ntk_u_interp"] / 3
     assert chapter["ntk_u_kernel_best"] < chapter["ntk_u_interp"] / 3
@@ -81,14 +83,16 @@ def test_early_stopping_in_closed_form(chapter):
     assert chapter["ntk_stop_gain_min"] >= 5
     assert chapter["ntk_stop_gain_min"] == pytest.approx(min(chapter[f"ntk_stop_gain_{i}"] for i in range(3)))
     for i in range(3):
-        # both rules that know the noise level beat the interpolant at every t
-        assert chapter[f"ntk_stop_dp_over_interp_{i}"] < 1, i
-        assert chapter[f"ntk_stop_cp_over_best_{i}"] < chapter[f"ntk_stop_gain_{i}"], i
-        assert chapter[f"ntk_stop_dp_over_best_{i}"] >= 1 and chapter[f"ntk_stop_cp_over_best_{i}"] >= 1
+        # both rules that know the noise level recover most of the gain: at most half the
+        # interpolant's error (the brief's criterion), at every t
+        assert chapter[f"ntk_stop_dp_over_interp_{i}"] < 0.5, i
+        assert chapter[f"ntk_stop_cp_over_best_{i}"] < 0.5 * chapter[f"ntk_stop_gain_{i}"], i
         # interpolating noise of variance MMSE(t) in low dimension leaves a fixed share of it
         assert 0.25 < chapter[f"ntk_stop_interp_over_mmse_{i}"] < 1.5, i
-    mmse = [chapter[f"ntk_stop_mmse_{i}"] for i in range(3)]
-    assert mmse[0] < mmse[1] < mmse[2]
+    # MMSE(t) by quadrature (independent of lib: exact component posteriors on a fine grid);
+    # 20 000 samples give a relative standard error below 0.5 %
+    for i, exact in enumerate([0.176754, 1.159288, 2.498170]):
+        assert chapter[f"ntk_stop_mmse_{i}"] == pytest.approx(exact, rel=0.02), i
     # noisier labels and a smoother target: stop earlier at larger t
     assert chapter["ntk_stop_best_step_0"] > chapter["ntk_stop_best_step_2"]
 
@@ -103,10 +107,13 @@ def test_more_samples_help_only_the_stopped_fit(chapter):
 
 def test_time_as_an_input(chapter):
     assert chapter["ntk_time_ratio_min"] > 1  # stopped beats the interpolant at every t
-    assert chapter["ntk_time_ratio_max"] >= chapter["ntk_time_ratio_min"]
     assert chapter["ntk_time_ratio_small_t"] < chapter["ntk_time_ratio_large_t"]
     assert chapter["ntk_time_ratio_large_t"] > 3
-    assert chapter["ntk_time_err_small_t"] > 10 * chapter["ntk_time_err_large_t"]
+    # the text: the score error grows much faster than an eps/s_t allowance permits
+    assert chapter["ntk_time_allowance_growth"] == pytest.approx(-math.expm1(-3) / -math.expm1(-0.1))
+    assert chapter["ntk_time_growth"] > 10 * chapter["ntk_time_allowance_growth"]
+    growth = chapter["ntk_time_err_small_t"] / chapter["ntk_time_err_large_t"]
+    assert chapter["ntk_time_growth"] == pytest.approx(growth)
 
 
 def test_exercise_solutions(chapter):
@@ -131,7 +138,7 @@ def test_full_settings():
     full = run_chapter("ntk", quick=False)
     assert full["ntk_kernel_widest"] == 16384 and -0.65 < full["ntk_kernel_slope"] < -0.35
     assert full["ntk_lazy_widest"] == 4096
-    assert full["ntk_u_width"] == 2048 and full["ntk_u_gap_pct"] < 35 and full["ntk_u_best_ratio"] < 1.3
+    assert full["ntk_u_width"] == 2048 and full["ntk_u_gap_pct"] < 15 and full["ntk_u_best_ratio"] < 1.3
     assert full["ntk_stop_gain_min"] >= 5
     assert full["ntk_size_slope_cp"] < -0.5 and full["ntk_size_slope_interp"] > -0.2
     assert full["ntk_time_ratio_min"] > 1 and full["ntk_time_ratio_large_t"] > 3
