@@ -18,6 +18,7 @@ One home for each idea the chapters use:
   error, the empirical optimal score;
 * :mod:`lib.transfer` — conditional scores with a shared encoder of the condition: exact linear-inverse
   tasks, pre-training, fine-tuning, from scratch, conditional sampling, the digits tasks;
+* :mod:`lib.ntk` — score matching as regression: NTKs (analytic, finite-width, ``torch.func``), kernel GD;
 * :mod:`lib.plotting`, :mod:`lib.widgets`, :mod:`lib.book` — figures, widgets, chapter helpers.
 """
 
