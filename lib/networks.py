@@ -123,17 +123,19 @@ def mean_min_time(dtype: torch.dtype) -> float:
     return -0.5 * math.log1p(-MEAN_MIN_S2 * torch.finfo(dtype).eps)
 
 
-def read_out(g: Tensor, x: Tensor, a: Tensor, s2: Tensor, parameterization: str) -> Tensor:
+def read_out(g: Tensor, x: Tensor, a: Tensor, s2: Tensor, parameterization: str, *,
+             check: bool = True) -> Tensor:
     """The score estimate from a raw output ``g``: ``g`` (``"score"``), ``-g / s_t``
     (``"noise"``) or ``(a_t g - x) / s_t^2`` (``"mean"``), as in the module docstring.
 
     The ``"mean"`` read-out refuses ``t`` below :func:`mean_min_time` of ``g``'s dtype, where
-    rounding ``g`` alone would make the score wrong by more than ~0.1%."""
+    rounding ``g`` alone would make the score wrong by more than ~0.1%. ``check=False`` skips
+    that test (a data-dependent branch, which ``torch.func.vmap`` cannot trace)."""
     check_choice(parameterization, "parameterization", PARAMETERIZATIONS)
     if parameterization == "noise":
         return -g / torch.sqrt(s2)
     if parameterization == "mean":
-        if (s2 < MEAN_MIN_S2 * torch.finfo(g.dtype).eps).any():
+        if check and (s2 < MEAN_MIN_S2 * torch.finfo(g.dtype).eps).any():
             raise ValueError(
                 f"t must be >= {mean_min_time(g.dtype):.2g} for the 'mean' parameterization in {g.dtype} "
                 "(below it the read-out (a_t g - x) / s_t^2 loses its digits to rounding); use "

@@ -231,7 +231,8 @@ def score_mlp_function(net: ScoreMLP) -> tuple[Callable[..., Tensor], dict[str, 
 
     ``ScoreMLP.forward`` checks its inputs with data-dependent branches, which ``torch.func.vmap``
     cannot trace; this form computes the same ``f(x, t)`` (time features, MLP, read-out)
-    without them, for rows ``x`` of shape ``(n, d)`` and times ``t`` of shape ``(n,)``.
+    without them, for rows ``x`` of shape ``(n, d)`` and times ``t`` of shape ``(n,)``. Times
+    below :func:`lib.networks.mean_min_time` are therefore not refused here.
     """
     if not isinstance(net, ScoreMLP):
         raise TypeError(f"net must be a ScoreMLP, got {type(net).__name__}")
@@ -241,7 +242,7 @@ def score_mlp_function(net: ScoreMLP) -> tuple[Callable[..., Tensor], dict[str, 
         a, s2 = torch.exp(-t)[:, None], -torch.expm1(-2.0 * t)[:, None]
         inputs = torch.cat([x, time_features(a, s2)], dim=-1) if net.time_features else x
         g = torch.func.functional_call(net.net, p, (inputs,))
-        return read_out(g, x, a, s2, net.parameterization)
+        return read_out(g, x, a, s2, net.parameterization, check=False)
 
     return fn, params
 
