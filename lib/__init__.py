@@ -19,10 +19,12 @@ One home for each idea the chapters use:
 * :mod:`lib.transfer` — conditional scores with a shared encoder of the condition: exact linear-inverse
   tasks, pre-training, fine-tuning, from scratch, conditional sampling, the digits tasks;
 * :mod:`lib.ntk` — score matching as regression: NTKs (analytic, finite-width, ``torch.func``), kernel GD;
+* :mod:`lib.assignments` — gradable exercises: answers registered by label, checked against lib;
 * :mod:`lib.plotting`, :mod:`lib.widgets`, :mod:`lib.book` — figures, widgets, chapter helpers.
 """
 
 from . import threads as threads  # lib.threads: intra-op threads for small and large work
+from .assignments import answer, check
 from .book import quick_mode, record, seed_everything
 from .dsm import TrainResult, dsm_loss, train_dsm
 from .forward import alpha, perturb, sigma, sigma2, time_for_sigma, time_grid
@@ -47,7 +49,7 @@ from .widgets import explore, widgets_enabled
 
 __all__ = [
     "Estimate", "GaussianMixture", "PALETTE", "QuantileEstimate", "ScoreMLP", "TrainResult",
-    "alpha", "demo_1d", "demo_2d", "dsm_loss", "dsm_minimum", "dsm_objective", "equal_weights",
+    "alpha", "answer", "check", "demo_1d", "demo_2d", "dsm_loss", "dsm_minimum", "dsm_objective", "equal_weights",
     "explore", "hardness_pair", "mmd", "perturb", "plot_density_and_score_1d", "plot_score_field_2d",
     "quantile_error", "quick_mode", "record", "sample", "score_errors", "score_l2_error",
     "score_quantile_error", "seed_everything", "sigma", "sigma2", "sliced_wasserstein",

@@ -46,6 +46,17 @@ class ExecutedChapter:
     def cells_tagged(self, tag: str) -> list[nbformat.NotebookNode]:
         return [c for c in self.notebook.cells if tag in c.get("metadata", {}).get("tags", [])]
 
+    @property
+    def checks(self) -> dict[str, object]:
+        """The status each gradable exercise's check cell reported, by exercise label."""
+        return {k.removeprefix("check:"): v for k, v in self.glued.items() if k.startswith("check:")}
+
+    def assert_checks_pass(self, at_least: int = 2) -> None:
+        """The chapter's own solutions pass every check it runs (at least ``at_least`` of them)."""
+        assert len(self.checks) >= at_least, f"{self.name} ran {len(self.checks)} checks: {self.checks}"
+        failed = {k: v for k, v in self.checks.items() if v != "PASS"}
+        assert not failed, f"{self.name}: solutions fail their checks: {failed}"
+
 
 def glued_values(nb: nbformat.NotebookNode) -> dict[str, object]:
     """Every ``glue(name, value)`` of an executed notebook, parsed back from its text."""
