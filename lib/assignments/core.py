@@ -319,13 +319,14 @@ def _glued(result: Result) -> Result:
 def allclose(rtol: float, atol: float = 0.0) -> Callable[[Any, Any, dict[str, Any]], bool]:
     """A ``close`` for tensors: same shape, finite, ``|returned - expected| <= atol + rtol |expected|``."""
     def close(expected: Any, returned: Any, kw: dict[str, Any]) -> bool:
-        if not isinstance(returned, torch.Tensor):
+        try:  # Python floats are float64 here (torch would read them as float32)
             returned = torch.as_tensor(returned, dtype=torch.float64)
-        expected = torch.as_tensor(expected)
+            expected = torch.as_tensor(expected, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            return False
         if returned.shape != expected.shape or not torch.isfinite(returned).all():
             return False
-        diff = (returned.to(torch.float64) - expected.to(torch.float64)).abs()
-        return bool((diff <= atol + rtol * expected.to(torch.float64).abs()).all())
+        return bool(((returned - expected).abs() <= atol + rtol * expected.abs()).all())
     return close
 
 
