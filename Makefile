@@ -44,14 +44,15 @@ assignments: $(STAMP)
 	test -f $(SITE)/objects.inv || { echo "no built book: run make book first"; exit 1; }
 	BOOK_REPO_URL=$(REPO_URL) $(PY) -m tools.assign --build _build
 
-# Grade a folder of submitted student notebooks: make grade SUBMISSIONS=dir SECRET=1234 [INPUTS=200].
+# Grade a folder of submitted student notebooks: make grade SUBMISSIONS=dir SECRET=1234 [INPUTS=200] [JOBS=2].
 SUBMISSIONS ?= submissions
 GRADES  ?= grades.csv
 SECRET  ?=
 INPUTS  ?=
+JOBS    ?= 1
 grade: $(STAMP)
 	test -n "$(SECRET)" || { echo "usage: make grade SUBMISSIONS=dir SECRET=<a number you keep secret> [INPUTS=200]"; exit 1; }
-	BOOK_WIDGETS=0 $(PY) -m tools.grade $(SUBMISSIONS) --seed $(SECRET) $(if $(INPUTS),--inputs $(INPUTS)) --out $(GRADES)
+	BOOK_WIDGETS=0 $(PY) -m tools.grade $(SUBMISSIONS) --seed $(SECRET) $(if $(INPUTS),--inputs $(INPUTS)) --jobs $(JOBS) --out $(GRADES)
 
 # Every page of the built site in headless Chromium (desktop and phone, light and dark);
 # screenshots and report.json land in _build/site-check. Installs Debian's chromium if missing.

@@ -326,7 +326,7 @@ def test_grading_scores_right_wrong_unattempted_hung_and_broken_submissions(demo
     (folder / "eve").mkdir()
     (folder / "eve" / "demo.ipynb").write_text("{ not a notebook")
     csv_path = tmp_path / "grades.csv"
-    assert grade.main([str(folder), "--seed", "2718", "--inputs", "200", "--timeout", "40",
+    assert grade.main([str(folder), "--seed", "2718", "--inputs", "200", "--timeout", "20", "--jobs", "2",
                        "--cwd", str(FIXTURES), "--out", str(csv_path)]) == 0
     rows = list(csv.DictReader(csv_path.open()))
     assert list(rows[0]) == list(grade.FIELDS)
@@ -364,7 +364,8 @@ def test_chapter_pages_link_their_student_notebook(monkeypatch):
 
     from tools import sphinx_ext
 
-    app = SimpleNamespace(srcdir=str(ROOT), env=SimpleNamespace(metadata={"book/demo": {"kernelspec": {"name": "python3"}}}))
+    metadata = {"book/demo": {"kernelspec": {"name": "python3"}}}
+    app = SimpleNamespace(srcdir=str(ROOT), env=SimpleNamespace(metadata=metadata))
     for repo in ("", "https://github.com/o/n"):
         monkeypatch.setenv("BOOK_REPO_URL", repo)
         context = {"pathto": lambda name, kind: f"../{name}", "page_source_suffix": None,

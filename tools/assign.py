@@ -302,7 +302,7 @@ def assignment_notebooks(chapter: Chapter, index: export.BookIndex, glued: Mappi
                             solutions="drop" if kind == "student" else "keep",
                             transform_code=lambda c: _code_cell(c, chapter.name), stub=stub)
         nb.cells[0].source += VERSION_CHECK.format(version=version)
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(_header(chapter, kind, version, repo)))
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(_header(chapter, kind, version, repo, index)))
         for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives the same bytes
             cell["id"] = f"cell-{i}"
         nb.metadata = {"kernelspec": nb.metadata["kernelspec"],
@@ -327,14 +327,14 @@ def _code_cell(cell: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNo
     return cell
 
 
-def _header(chapter: Chapter, kind: str, version: str, repo: str) -> str:
+def _header(chapter: Chapter, kind: str, version: str, repo: str, index: export.BookIndex) -> str:
     what = ("Write each function that still raises `NotImplementedError`, then run the check cell after it: "
             "it compares your function with the library's reference on random inputs and says PASS, "
             "NOT ATTEMPTED, WRONG (with the input, the expected and your value) or ERROR. "
             "Passing the public checks does not guarantee full marks: the grader uses other inputs."
             if kind == "student" else
             "Instructor version: the solutions are kept (collapsed); the student version has stubs in their place.")
-    labels = ", ".join(f"`{label}`" for label in chapter.gradable) or "none"
+    labels = ", ".join(_exercise_name(index, label) for label in chapter.gradable) or "none"
     badge = ""
     if repo and kind == "student":
         owner_name = repo.removeprefix("https://github.com/")
@@ -343,6 +343,12 @@ def _header(chapter: Chapter, kind: str, version: str, repo: str) -> str:
     return (f"{badge}*Learning the Score*, chapter “{chapter.title}”: {kind} notebook for version {version} "
             f"of the book's library, with `QUICK = True` (the numbers in the text are those of a quick run).\n\n"
             f"Gradable exercises: {labels}. {what}")
+
+
+def _exercise_name(index: export.BookIndex, label: str) -> str:
+    target = index.labels.get(label)
+    name = target.text.split(" (")[0] if target and target.text != label else ""
+    return f"{name} (`{label}`)" if name else f"`{label}`"
 
 
 def _version() -> str:
@@ -362,6 +368,7 @@ def index_page(chapters: Iterable[Chapter], kinds: Iterable[str] = KINDS, prefix
         labels = ", ".join(f"<code>{html.escape(label)}</code>" for label in ch.gradable) or "none yet"
         rows.append(f"<tr><td>{html.escape(ch.title)}</td><td>{links}</td><td>{labels}</td></tr>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"color-scheme\" content=\"light dark\"><link rel=\"icon\" href=\"data:,\">"
             "<title>Learning the Score: assignments</title></head><body>\n"
             "<h1>Learning the Score: assignment notebooks</h1>\n"
             "<p>One notebook per chapter, with <code>QUICK = True</code>. Each gradable exercise asks for a "

@@ -137,13 +137,26 @@ def submissions(folder: Path) -> list[tuple[str, Path]]:
 
 
 def grade_folder(folder: Path, *, seed: int, n_inputs: int | None = None, timeout: int = 300,
-                 cwd: Path = ROOT / "book") -> list[Grade]:
+                 cwd: Path = ROOT / "book", jobs: int = 1) -> list[Grade]:
+    """Grade every submission under ``folder``, ``jobs`` kernels at a time (rows in file order)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
     known = chapter_labels()
-    grades = []
-    for student, path in submissions(folder):
-        grades += grade_notebook(path, student, seed=seed, n_inputs=n_inputs, timeout=timeout, cwd=cwd,
-                                 known=known)
-    return grades
+    found = submissions(folder)
+    run = partial(_grade_one, seed=seed, n_inputs=n_inputs, timeout=timeout, cwd=cwd, known=known)
+    if jobs <= 1:
+        per_file = [run(item) for item in found]
+    else:  # separate processes: each drives its own kernel
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            per_file = list(pool.map(run, found))
+    return [g for grades in per_file for g in grades]
+
+
+def _grade_one(item: tuple[str, Path], **kw) -> list[Grade]:
+    student, path = item
+    return grade_notebook(path, student, **kw)
 
 
 def write_csv(grades: list[Grade], out: Path) -> None:
@@ -163,12 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inputs", default=None, type=int, help="inputs per check (default: each check's own)")
     p.add_argument("--timeout", default=300, type=int, help="seconds each cell may run")
     p.add_argument("--cwd", default=ROOT / "book", type=Path, help="working directory of the kernels")
+    p.add_argument("--jobs", default=1, type=int, help="notebooks graded at the same time")
     p.add_argument("--out", default=Path("grades.csv"), type=Path)
     args = p.parse_args(argv)
     if not args.submissions.is_dir():
         p.error(f"{args.submissions} is not a folder")
     grades = grade_folder(args.submissions, seed=args.seed, n_inputs=args.inputs, timeout=args.timeout,
-                          cwd=args.cwd)
+                          cwd=args.cwd, jobs=args.jobs)
     write_csv(grades, args.out)
     totals: dict[str, list[int]] = {}
     for g in grades:
