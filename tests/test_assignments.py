@@ -211,12 +211,16 @@ SOLUTION_CELL = '\n```{code-cell} ipython3\n:tags: [solution]\n\nx = 1\n```\n'
 LOOSE_ANSWER = ('\n```{code-cell} ipython3\n\n@lib.answer("ex-demo-1")\ndef f(x, t):\n'
                 '    """Doc."""\n    return x\n```\n')
 UNKNOWN_CHECK = '\n```{code-cell} ipython3\n:tags: [remove-cell, check]\n\nlib.check("ex-demo-9")\n```\n'
+SHOWN_CHECK = '\n```{code-cell} ipython3\n:tags: [check]\n\nlib.check("ex-demo-1")\n```\n'
 
 
 @pytest.mark.parametrize("extra, drop, message", [
     (SOLUTION_CELL, None, r"demo: cell 'x = 1' is tagged solution but lies outside a solution block"),
     (LOOSE_ANSWER, None, r"demo: @answer\('ex-demo-1'\) lies outside a solution block"),
     (UNKNOWN_CHECK, None, r"demo: a check cell calls check\('ex-demo-9'\), but no check is registered"),
+    (SHOWN_CHECK, None, r"demo: the check cell of 'ex-demo-1' is not tagged remove-cell"),
+    (UNKNOWN_CHECK.replace("ex-demo-9", "ex-other-1"), "other",
+     r"demo: a check cell calls check\('ex-other-1'\), but this chapter has no @answer"),
     ("", "ex-demo-2", r"demo: @answer\('ex-demo-2'\) has no registered check"),
     ("", "extra", r"demo: the registered check 'ex-demo-3' has no @answer solution"),
 ])
@@ -224,9 +228,10 @@ def test_generation_fails_loudly_naming_chapter_and_label(extra, drop, message, 
     checks = dict(demo_checks())
     if drop == "ex-demo-2":
         checks.pop("ex-demo-2")
-    if drop == "extra":
+    if drop in ("extra", "other"):
         from lib.assignments import Check
-        checks["ex-demo-3"] = Check("ex-demo-3", lambda: 0, lambda g: {}, lambda *a: True, chapter="demo")
+        label, chapter = ("ex-demo-3", "demo") if drop == "extra" else ("ex-other-1", "other")
+        checks[label] = Check(label, lambda: 0, lambda g: {}, lambda *a: True, chapter=chapter)
     bad = tmp_path / "demo.md"
     bad.write_text(DEMO.read_text() + extra)
     with pytest.raises(AssignError, match=message):

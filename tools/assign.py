@@ -176,6 +176,9 @@ def read_chapter(path: Path, checks: Mapping[str, object]) -> Chapter:
         if label not in checks:
             raise AssignError(f"{chapter.name}: @answer({label!r}) has no registered check")
     for label in chapter.checked:
+        if label in checks and label not in chapter.gradable:
+            raise AssignError(f"{chapter.name}: a check cell calls check({label!r}), but this chapter has no "
+                              f"@answer({label!r}) solution")
         if label not in checks:
             raise AssignError(f"{chapter.name}: a check cell calls check({label!r}), but no check is registered "
                               f"for {label!r} (add it to lib/assignments/{chapter.name}.py)")
@@ -209,6 +212,9 @@ def _audit_code(chapter: Chapter, cell: nbformat.NotebookNode, gated: str | None
         if gated:
             raise AssignError(f"{chapter.name}: the check cell of {labels[0]!r} lies inside solution {gated!r}; "
                               "put it after solution-end")
+        if "remove-cell" not in tags:
+            raise AssignError(f"{chapter.name}: the check cell of {labels[0]!r} is not tagged remove-cell "
+                              "(it would show on the web page)")
         chapter.checked += labels
         return
     if not gated:
