@@ -331,7 +331,7 @@ def test_grading_scores_right_wrong_unattempted_hung_and_broken_submissions(demo
     (folder / "eve").mkdir()
     (folder / "eve" / "demo.ipynb").write_text("{ not a notebook")
     csv_path = tmp_path / "grades.csv"
-    assert grade.main([str(folder), "--seed", "2718", "--inputs", "200", "--timeout", "20", "--jobs", "2",
+    assert grade.main([str(folder), "--seed", "2718", "--inputs", "200", "--timeout", "30", "--jobs", "2",
                        "--cwd", str(FIXTURES), "--out", str(csv_path)]) == 0
     rows = list(csv.DictReader(csv_path.open()))
     assert list(rows[0]) == list(grade.FIELDS)
