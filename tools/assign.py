@@ -374,7 +374,10 @@ def index_page(chapters: Iterable[Chapter], kinds: Iterable[str] = KINDS, prefix
         labels = ", ".join(f"<code>{html.escape(label)}</code>" for label in ch.gradable) or "none yet"
         rows.append(f"<tr><td>{html.escape(ch.title)}</td><td>{links}</td><td>{labels}</td></tr>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             "<meta name=\"color-scheme\" content=\"light dark\"><link rel=\"icon\" href=\"data:,\">"
+            "<style>body{font-family:sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem}"
+            "td,th{padding:.3em .8em;text-align:left;vertical-align:top;overflow-wrap:anywhere}</style>"
             "<title>Learning the Score: assignments</title></head><body>\n"
             "<h1>Learning the Score: assignment notebooks</h1>\n"
             "<p>One notebook per chapter, with <code>QUICK = True</code>. Each gradable exercise asks for a "
