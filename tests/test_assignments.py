@@ -286,6 +286,22 @@ def test_unmodified_student_demo_gets_not_attempted_from_its_own_stub(demo):
         assert shown == f"{label}: {NOT_ATTEMPTED}", shown
 
 
+def test_whole_student_notebook_runs_without_myst_nb_as_in_colab(demo):
+    from nbclient import NotebookClient
+
+    chapter, out = demo
+    student, _ = notebooks(out, chapter.name)
+    block = nbformat.v4.new_code_cell("import sys\nsys.modules['myst_nb'] = None  # import myst_nb now fails")
+    student.cells.insert(0, block)
+    NotebookClient(student, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(FIXTURES)}}).execute()
+    shown = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                    for c in student.cells if c.cell_type == "code" for o in c.outputs)
+    assert "demo_points = 10" in shown  # lib.record prints where it cannot glue
+    for label in ("ex-demo-1", "ex-demo-2"):
+        assert f"{label}: {NOT_ATTEMPTED}" in shown
+
+
 def test_unmodified_student_chapters_get_not_attempted_from_their_own_stubs(real):
     chapters, out = real
     gradable = [ch for ch in chapters if ch.gradable]
