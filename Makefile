@@ -13,7 +13,7 @@ export MKL_NUM_THREADS ?= 1
 REPO_URL ?=
 SITE    := _build/html
 
-.PHONY: setup book notebooks test test-site lint bench clean
+.PHONY: setup book notebooks assignments grade test test-site lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,9 +25,11 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 # Every chapter is executed; any warning or cell error fails the build.
-# The build also writes each executed chapter as a plain-Jupyter notebook to $(SITE)/notebooks.
+# The build also writes each executed chapter as a plain-Jupyter notebook to $(SITE)/notebooks,
+# and the course assignments (see `assignments`), with the student notebooks copied to $(SITE)/assignments.
 book: $(STAMP)
 	BOOK_WIDGETS=0 BOOK_REPO_URL=$(REPO_URL) $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	BOOK_REPO_URL=$(REPO_URL) $(PY) -m tools.assign --build _build --site $(SITE)/assignments
 	@echo "Open $(SITE)/index.html in a browser."
 
 # Rewrite the reader notebooks from an existing build (e.g. into another folder: make notebooks OUT=dir).
@@ -35,6 +37,22 @@ OUT ?= $(SITE)/notebooks
 notebooks: $(STAMP)
 	test -f $(SITE)/objects.inv || { echo "no built book: run make book first"; exit 1; }
 	BOOK_REPO_URL=$(REPO_URL) $(PY) -m tools.export --build _build --out $(OUT)
+
+# Student and instructor notebooks of every chapter in _build/assignments (numbers and links come
+# from the built book; each chapter is run once in quick mode for its numbers, cached by its hash).
+assignments: $(STAMP)
+	test -f $(SITE)/objects.inv || { echo "no built book: run make book first"; exit 1; }
+	BOOK_REPO_URL=$(REPO_URL) $(PY) -m tools.assign --build _build
+
+# Grade a folder of submitted student notebooks: make grade SUBMISSIONS=dir SECRET=1234 [INPUTS=200] [JOBS=2].
+SUBMISSIONS ?= submissions
+GRADES  ?= grades.csv
+SECRET  ?=
+INPUTS  ?=
+JOBS    ?= 1
+grade: $(STAMP)
+	test -n "$(SECRET)" || { echo "usage: make grade SUBMISSIONS=dir SECRET=<a number you keep secret> [INPUTS=200]"; exit 1; }
+	BOOK_WIDGETS=0 $(PY) -m tools.grade $(SUBMISSIONS) --seed $(SECRET) $(if $(INPUTS),--inputs $(INPUTS)) --jobs $(JOBS) --out $(GRADES)
 
 # Every page of the built site in headless Chromium (desktop and phone, light and dark);
 # screenshots and report.json land in _build/site-check. Installs Debian's chromium if missing.

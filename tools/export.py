@@ -323,6 +323,7 @@ GATE_END = re.compile(r"^`{3,}\{solution-end\}[^\n]*\n(?:^:[\w-]+:[^\n]*\n)*^`{3
 def convert(nb: nbformat.NotebookNode, index: BookIndex, *, glued: dict[str, object] | None = None,
             solutions: str = "keep", install: str | None = None,
             transform_code: Callable[[nbformat.NotebookNode], nbformat.NotebookNode | None] | None = None,
+            stub: Callable[[nbformat.NotebookNode, str | None], nbformat.NotebookNode | None] | None = None,
             ) -> nbformat.NotebookNode:
     """A plain-Jupyter copy of chapter notebook ``nb`` (executed or not).
 
@@ -331,7 +332,9 @@ def convert(nb: nbformat.NotebookNode, index: BookIndex, *, glued: dict[str, obj
     tagged ``solution`` removed). ``install``, when given, is a pip target for a first cell
     that installs the library where ``lib`` is missing ("" when no address is known: the
     first cell then says what to install). ``transform_code`` may rewrite or
-    drop (return ``None``) each code cell, e.g. to replace a solution by a stub.
+    drop (return ``None``) each code cell. ``stub(cell, label)``, with ``solutions="drop"``, is
+    offered each solution code cell (``label``: its gated solution, or ``None``) before it is
+    dropped and may return a replacement (a student's stub), which ``transform_code`` then sees.
     """
     if solutions not in ("keep", "drop"):
         raise ValueError(f"solutions must be 'keep' or 'drop', got {solutions!r}")
@@ -346,8 +349,10 @@ def convert(nb: nbformat.NotebookNode, index: BookIndex, *, glued: dict[str, obj
         if cell.cell_type == "code":
             tags = cell.metadata.get("tags", [])
             if solutions == "drop" and (gated or "solution" in tags):
-                continue
-            if gated or "solution" in tags:
+                cell = stub(cell, gated) if stub is not None else None
+                if cell is None:
+                    continue
+            elif gated or "solution" in tags:
                 cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
             if transform_code is not None:
                 cell = transform_code(cell)

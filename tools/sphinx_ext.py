@@ -3,7 +3,9 @@
 * ``BOOK_REPO_URL`` (environment; ``make book REPO_URL=...``) turns on the repository and
   issue buttons and an "open in Colab" button for the chapter's reader notebook.
 * Each chapter page offers its executed reader notebook (``notebooks/<chapter>.ipynb``,
-  written at the end of the build by :mod:`tools.export`) in the download menu.
+  written at the end of the build by :mod:`tools.export`) in the download menu, and its
+  student assignment notebook (``assignments/<chapter>.ipynb``, copied into the site by
+  ``make book`` from :mod:`tools.assign`), with an "open in Colab" link when the repository is set.
 * "Last updated" on each page is the date of the last commit of its source file.
 * ``$...$`` in bibliography entries (e.g. a title "Nearly $d$-linear") is typeset as math.
 """
@@ -22,6 +24,7 @@ from sphinx.util import logging
 
 LOG = logging.getLogger(__name__)
 NOTEBOOK_DIR = "notebooks"
+ASSIGNMENT_DIR = "assignments"
 INLINE_MATH = re.compile(r"\$([^$]+)\$")
 
 
@@ -108,13 +111,27 @@ def page_context(app: Sphinx, pagename: str, templatename: str, context: dict, d
             group["buttons"].insert(0, {"type": "link", "url": url, "text": ".ipynb", "icon": "fas fa-code",
                                         "tooltip": "Download the executed notebook",
                                         "label": "download-notebook-button"})
+            group["buttons"].insert(1, _assignment_button(context["pathto"](ASSIGNMENT_DIR, 1), stem))
     repo = repo_url()
     if repo:
         owner_name = urlsplit(repo).path.strip("/")
+        for group in context.get("header_buttons", []):
+            if group.get("label") == "download-buttons":
+                group["buttons"].insert(2, {
+                    "type": "link", "icon": "fas fa-rocket", "text": "assignment (Colab)",
+                    "url": f"https://colab.research.google.com/github/{owner_name}/blob/gh-pages/"
+                           f"{ASSIGNMENT_DIR}/{stem}.ipynb",
+                    "tooltip": "Open the student notebook in Colab", "label": "assignment-colab-button"})
         colab = f"https://colab.research.google.com/github/{owner_name}/blob/gh-pages/{NOTEBOOK_DIR}/{stem}.ipynb"
         context.setdefault("header_buttons", []).insert(0, {
             "type": "link", "url": colab, "tooltip": "Open the notebook in Colab", "icon": "fas fa-rocket",
             "label": "colab-button", "text": "Colab"})
+
+
+def _assignment_button(folder: str, stem: str) -> dict:
+    return {"type": "link", "url": f"{folder}/{stem}.ipynb", "text": "assignment", "icon": "fas fa-pen",
+            "tooltip": "Download the student notebook (exercises with stubs and checks, no solutions)",
+            "label": "download-assignment-button"}
 
 
 def bibliography_math(app: Sphinx, doctree: nodes.document, docname: str) -> None:

@@ -12,11 +12,13 @@ from .core import (
     allclose,
     answer,
     check,
+    grade,
+    grade_report,
     log_uniform,
     register_check,
     registered_answers,
     registered_checks,
 )
 
-__all__ = ["STATUSES", "Check", "ReferenceCalled", "Result", "allclose", "answer", "check",
+__all__ = ["STATUSES", "Check", "ReferenceCalled", "Result", "allclose", "answer", "check", "grade", "grade_report",
            "log_uniform", "register_check", "registered_answers", "registered_checks"]
