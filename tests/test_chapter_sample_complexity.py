@@ -82,12 +82,13 @@ def test_approximation_error_falls_with_width_at_every_time(chapter):
 
 def test_best_in_class_is_converged(chapter):
     """f* has stopped improving (the objective fell by < 20% over its last 50 L-BFGS
-    iterations) and is far closer to the score than a run with the sweep's budget on unlimited
-    data (E_app < 5% of that distance, the text's 'small'); the quadrature objective and the
-    Monte-Carlo estimate (1500 points, relative s.e. of a mean square a few %) agree within 30%;
-    a trained network's distance to f* levels off above the budget's optimisation error."""
+    iterations) and its error is a small part (< 25%) of the smallest statistical error measured;
+    the quadrature objective and the Monte-Carlo estimate (1500 points, relative s.e. of a mean
+    square a few %) agree within 30%; with the quick settings' 200 steps a trained network's
+    distance to f* levels off at the budget's optimisation error, which dominates at large m."""
     assert chapter["sc_star_fall_max"] < 0.2
-    assert chapter["sc_app_over_budget_max"] < 0.05
+    assert chapter["sc_app_over_stat_max"] < 0.25
+    assert chapter["sc_budget_over_stat_last"] > 1
     assert 0.7 < chapter["sc_star_quad_vs_mc_min"] <= chapter["sc_star_quad_vs_mc"] < 1.3
     assert chapter["sc_to_star_last"] > chapter["sc_budget"]
     assert chapter["sc_to_star_first"] > chapter["sc_to_star_last"]
@@ -159,7 +160,12 @@ def test_full_settings():
     assert full["sc_app_gap_z_min"] > 3
     assert full["sc_lin_max_excess"] < 0
     assert full["sc_star_fall_max"] < 0.2
-    assert full["sc_stat_hat"] < full["sc_stat_trained_opt"]
+    assert full["sc_app_over_stat_max"] < 0.25
+    # 1500 steps: the budget's optimisation error is far below the statistical error, and the
+    # long full-batch minimiser overfits: further from f* and from the score in most pairs
+    assert full["sc_budget_over_stat_last"] < 0.5
+    assert full["sc_stat_hat"] > full["sc_stat_trained_opt"]
+    assert full["sc_stat_hat_closer_frac"] < 0.5
 
 
 def test_gradable_exercises_pass(chapter):
