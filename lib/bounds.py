@@ -16,13 +16,15 @@ different things**: the TV error of the sampler's output for OAS23, CHZW23 and G
 accuracy of the output in GPPX's comparison for BMR20 (whose own analysis of Langevin sampling
 is not restated here), a score-estimation accuracy for Gaur et al. (:attr:`Bound.eps_measures`).
 
-The table of Gupta, Parulekar, Price and Xun (2024; "GPPX") compares
+The table of Gupta, Parulekar, Price and Xun (2024; "GPPX") compares (the sources' gamma
+written ``sigma_min``)
 
 * Oko, Akiyama and Suzuki (2023; OAS23): ``Õ(eps^{-O(d)})``, density on ``[-1, 1]^d`` in a Besov space;
-* Chen, Huang, Zhao and Wang (2023; CHZW23): ``Õ((eps gamma)^{-O(d)})``, data on a ``d``-dim subspace;
-* Block, Mroueh and Rakhlin (2020; BMR20): ``Õ(d^{5/2} R^3 P^D sqrt(D) / (gamma^3 eps^2 m_2^3))``,
-  network can represent the scores, data bounded by ``R``;
-* GPPX itself: ``Õ(d^2 P D log^3(1/gamma) / eps^3)``, network can represent the scores
+* Chen, Huang, Zhao and Wang (2023; CHZW23): ``Õ((eps sigma_min)^{-O(d)})``, data on a ``d``-dim subspace;
+* Block, Mroueh and Rakhlin (2020; BMR20): ``Õ(d^{5/2} R^3 P^D sqrt(D) / (sigma_min^3 eps^2 m_2^3))``,
+  a denoising auto-encoder at one noise level and Langevin sampling, network can represent
+  the scores, data bounded by ``R``;
+* GPPX itself: ``Õ(d^2 P D log^3(1/sigma_min) / eps^3)``, network can represent the scores
   (the simplified statement of the paper's summary table);
 
 and Gaur, Trivedi, Kunapuli, Bedi and Aggarwal (2025) bound the sample count of the
@@ -38,7 +40,6 @@ tensors; pass ``log10=True`` to get ``log10`` of the count, which never overflow
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -130,34 +131,33 @@ def gaur2025(eps: object, *, version: str = "v1", log10: bool = False) -> Tensor
 
 @dataclass(frozen=True)
 class Bound:
-    """One row of the table of bounds: who, the formula as text, its assumptions, its
-    ``eps`` exponent ``k`` (``m ∝ eps^{-k}`` at fixed other parameters), what its ``eps`` measures."""
+    """One row of the table of bounds: who, the formula as text, its assumptions, what its
+    ``eps`` measures."""
 
     key: str
     label: str
     cite: str
     formula: str
     assumptions: str
-    eps_exponent: float | None  # None: depends on d
     eps_measures: str = "TV error of the output"
 
 
 BOUNDS: dict[str, Bound] = {
     "oko2023": Bound("oko2023", "[OAS23]", "oko2023diffusion", r"$\tilde O(\varepsilon^{-O(d)})$",
-                     "density on $[-1,1]^d$, Besov smoothness", None),
+                     "density on $[-1,1]^d$, Besov smoothness"),
     "chen2023": Bound("chen2023", "[CHZW23]", "chen2023score", r"$\tilde O((\varepsilon\sigma_{\min})^{-O(d)})$",
-                      "data on a $d$-dim. subspace", None),
+                      "data on a $d$-dim. subspace"),
     "block2020": Bound("block2020", "[BMR20]", "block2020generative",
                        r"$\tilde O(d^{5/2}R^3P^D\sqrt D/(\sigma_{\min}^3\varepsilon^2 m_2^3))$",
-                       "DAE at one noise level + Langevin; network represents the scores; data bounded by $R$", 2.0,
+                       "DAE at one noise level + Langevin; network represents the scores; data bounded by $R$",
                        "output accuracy, as compared in GPPX's table"),
     "gupta2024": Bound("gupta2024", "GPPX", "gupta2024improved",
-                       r"$\tilde O(d^2PD\log^3(1/\sigma_{\min})/\varepsilon^3)$", "network represents the scores", 3.0),
+                       r"$\tilde O(d^2PD\log^3(1/\sigma_{\min})/\varepsilon^3)$", "network represents the scores"),
     "gaur2025_v1": Bound("gaur2025_v1", "Gaur et al. v1", "gaur2025sample", r"$\tilde O(\varepsilon^{-6})$",
-                         "trained network (no ERM access); bounded moments and gradient variance", 6.0,
+                         "trained network (no ERM access); bounded moments and gradient variance",
                          "score-estimation error"),
     "gaur2025_v2": Bound("gaur2025_v2", "Gaur et al. later version", "gaur2025sample", r"$O(\varepsilon^{-4})$",
-                         "as v1, plus a Polyak–Łojasiewicz condition", 4.0, "score-estimation error"),
+                         "as v1, plus a Polyak–Łojasiewicz condition", "score-estimation error"),
 }
 
 
@@ -177,28 +177,3 @@ def sample_counts(eps: object, sigma_min: object, d: object, P: object, D: objec
         "gaur2025_v2": gaur2025(eps, version="v2", log10=log10),
     }
     return {k: v.expand(shape) for k, v in out.items()}
-
-
-def implied_error_exponent(key: str) -> float:
-    """If a bound needs ``m ∝ eps^{-k}``, then with ``m`` samples ``eps ∝ m^{-1/k}``: return
-    ``-1/k``, the log-log slope of the guaranteed accuracy against ``m`` (others fixed), for
-    the bound's own ``eps`` (:attr:`Bound.eps_measures`). It says nothing about the L2 score
-    error unless the bound's ``eps`` is one.
-
-    Raises for the bounds whose exponent grows with ``d`` (OAS23, CHZW23).
-    """
-    check_choice(key, "key", tuple(BOUNDS))
-    k = BOUNDS[key].eps_exponent
-    if k is None:
-        raise ValueError(f"key {key!r} has an eps exponent O(d): no dimension-free rate")
-    return -1.0 / k
-
-
-def crossover_eps(sigma_min: float, d: float, P: float, D: float, *, R: float = 1.0, m2: float = 1.0) -> float:
-    """The ``eps`` below which the GPPX count exceeds the BMR20 count (both constants 1):
-    solving ``d^2 P D L^3 / eps^3 = d^{5/2} R^3 P^D sqrt(D) / (sigma^3 eps^2 m_2^3)``,
-    ``L = log(1/sigma)``, gives ``eps* = sigma^3 m_2^3 P^{1-D} sqrt(D) L^3 / (sqrt(d) R^3)``."""
-    lg = float(gupta2024(0.5, sigma_min, d, P, D, log10=True)
-               - block2020(0.5, sigma_min, d, P, D, R=R, m2=m2, log10=True))
-    # log10 m_G - log10 m_B at eps is lg - log10(eps/0.5); zero where eps = 0.5 * 10^lg
-    return 0.5 * 10.0 ** lg if math.isfinite(lg) else float("nan")

@@ -24,7 +24,12 @@ Without a model class the empirical objective (averaged over the noise) is minim
 score of the *noised empirical distribution* ``(1/m) sum_i N(a_t x_i, s_t^2 I)``
 (:class:`EmpiricalScore`): the sampler then reproduces the training points.
 
-Used in: chap-sample-complexity (the statistical error), chap-score-matching (DSM identity).
+The best network of a class, the reference of the approximation and statistical errors, is
+fitted by :func:`fit_best_in_class`: full-batch regression on the exact score of a 1-D mixture
+at quadrature nodes, Adam then L-BFGS until the objective stops falling.
+
+Used in: chap-sample-complexity (the statistical error, the best network of a class),
+chap-score-matching (DSM identity).
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from ._checks import ScoreFn, as_points, as_tensor, as_times, check_callable, check_generator, check_int, check_real
+from .batched import BatchedScoreMLP
 from .hardness import quadrature_1d
 from .metrics import Estimate
 from .mixtures import GaussianMixture
@@ -254,3 +261,79 @@ def nearest_distance(x: Tensor, reference: Tensor) -> Tensor:
     ref = as_points(reference, "reference", x.shape[1], dtype=torch.float64)
     rows = max(1, _CHUNK // ref.shape[0])
     return torch.cat([torch.cdist(x[i:i + rows], ref).min(-1).values for i in range(0, x.shape[0], rows)])
+
+
+# ----------------------------------------------------------------------- best network of a class
+@dataclass(frozen=True)
+class ClassFit:
+    """What :func:`fit_best_in_class` reached, per network: the objective (the squared L2 error
+    ``||f_b - grad log q_t||^2`` by quadrature), its relative fall over the last ``tail``
+    L-BFGS iterations, and the gradient norm at the end."""
+
+    loss: Tensor
+    recent_fall: Tensor
+    grad_norm: Tensor
+
+
+def fit_best_in_class(net: BatchedScoreMLP, mixture: GaussianMixture, t: object, *, points: int = 301,
+                      adam_steps: int = 300, lbfgs_iters: int = 300, lr: float = 1e-2, tail: int = 50,
+                      progress: bool = True) -> ClassFit:
+    """Fit each network of ``net`` to the exact score of a 1-D mixture at its time, in place.
+
+    The objective of network ``b`` is ``sum_i w_i ||f_b(x_i, t_b) - grad log q_t(x_i)||^2``
+    on the quadrature nodes of :func:`lib.hardness.quadrature_1d` (uniform over 7 standard
+    deviations of every component, weights the trapezoid rule times ``q_t``): the population
+    L2 error itself, with no sampling noise and no pool to overfit. Full-batch Adam (``lr``,
+    cosine decay, ``adam_steps``) leaves the initialisation's region, then L-BFGS with a
+    strong-Wolfe line search (Nocedal and Wright 2006, alg. 7.5) converges in it; the
+    networks' objectives are summed, so each gets its own gradient. Runs in float64 and
+    copies the result back to ``net``'s dtype. ``t`` is one time or one per network.
+    """
+    if not isinstance(net, BatchedScoreMLP):
+        raise TypeError(f"net must be a BatchedScoreMLP, got {type(net).__name__}")
+    if not isinstance(mixture, GaussianMixture) or mixture.d != 1 or net.d != 1:
+        raise ValueError("mixture must be a 1-D GaussianMixture and net must have d = 1")
+    tt = as_tensor(t, "t", dtype=torch.float64).reshape(-1).expand(net.B).clone()
+    if (tt <= 0).any():
+        raise ValueError(f"t must be > 0, got min {tt.min().item():.3g}")
+    points, tail = check_int(points, "points", low=3), check_int(tail, "tail")
+    adam_steps = check_int(adam_steps, "adam_steps", low=0)
+    lbfgs_iters = check_int(lbfgs_iters, "lbfgs_iters", low=tail)
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    x, w = quadrature_1d(mixture, tt, points=points, width=7.0)          # (B, points)
+    target = mixture.score(x.reshape(-1, 1), tt[:, None].expand_as(x).reshape(-1)).reshape(*x.shape, 1)
+    x = x[..., None]
+    work = BatchedScoreMLP(net.B, 1, net.width, net.hidden_layers, net.parameterization,
+                           time_features=net.time_features, dtype=torch.float64).load_states(net.states())
+    params = list(work.parameters())
+
+    def losses() -> Tensor:
+        return (w * ((work(x, tt) - target) ** 2).sum(-1)).sum(1)
+
+    adam = torch.optim.Adam(params, lr=lr)
+    for k in tqdm(range(adam_steps), desc="best-in-class fit", disable=not progress, leave=False):
+        adam.param_groups[0]["lr"] = 0.5 * lr * (1.0 + math.cos(math.pi * k / adam_steps))
+        adam.zero_grad(set_to_none=True)
+        losses().sum().backward()
+        adam.step()
+    lbfgs = torch.optim.LBFGS(params, lr=1.0, max_iter=lbfgs_iters - tail, history_size=50,
+                              line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
+
+    def closure() -> Tensor:
+        lbfgs.zero_grad(set_to_none=True)
+        total = losses().sum()
+        total.backward()
+        return total
+
+    lbfgs.step(closure)
+    before = losses().detach()
+    lbfgs.param_groups[0]["max_iter"] = tail
+    lbfgs.step(closure)
+    after = losses()
+    grads = torch.autograd.grad(after.sum(), params)
+    grad_norm = torch.sqrt(sum((g.reshape(net.B, -1) ** 2).sum(1) for g in grads))
+    net.load_states(work.states())
+    after = after.detach()
+    if not torch.isfinite(after).all():
+        raise ValueError(f"the fit became non-finite; lower lr (now {lr:g})")
+    return ClassFit(after, (before - after) / after, grad_norm.detach())

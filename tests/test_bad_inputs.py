@@ -384,8 +384,6 @@ bad(B.block2020, lambda: B.block2020(0.1, -0.1, 2, 10, 2), ValueError, "sigma_mi
 bad(B.sample_counts, lambda: B.sample_counts(0.1, 0.1, 0, 10, 2), ValueError, "d")
 bad(B.oko2023, lambda: B.oko2023(0.1, "d"), TypeError, "d")
 bad(B.gaur2025, lambda: B.gaur2025(0.1, version="v9"), ValueError, "version must be one of")
-bad(B.implied_error_exponent, lambda: B.implied_error_exponent("nope"), ValueError, "key")
-bad(B.crossover_eps, lambda: B.crossover_eps(-1.0, 2, 10, 2), ValueError, "sigma_min")
 
 # ---------------------------------------------------------------- lib.batched
 BM = batched.BatchedScoreMLP

@@ -39,7 +39,6 @@ def test_vectorised_and_broadcast():
     for key, k in [("block2020", 2), ("gupta2024", 3), ("gaur2025_v1", 6), ("gaur2025_v2", 4)]:
         slope = (out[key][0, -1] - out[key][0, 0]) / (torch.log10(eps[-1]) - torch.log10(eps[0]))
         assert slope.item() == pytest.approx(-k, rel=1e-12)
-        assert bounds.implied_error_exponent(key) == pytest.approx(-1 / k)
 
 
 def test_noise_scale_and_depth_dependence():
@@ -53,15 +52,6 @@ def test_noise_scale_and_depth_dependence():
     d_gupta = bounds.gupta2024(0.1, g1, 2, 100, 6) / bounds.gupta2024(0.1, g1, 2, 100, 3)
     assert d_block.item() == pytest.approx(100.0**3 * math.sqrt(2), rel=1e-9)
     assert d_gupta.item() == pytest.approx(2.0, rel=1e-9)
-
-
-def test_crossover_is_where_the_counts_meet():
-    kw = dict(sigma_min=1e-3, d=2, P=50, D=2)
-    e = bounds.crossover_eps(**kw)
-    closed = 1e-9 * 50 ** (-1) * math.sqrt(2) * math.log(1e3) ** 3 / math.sqrt(2)
-    assert e == pytest.approx(closed, rel=1e-9)
-    c = bounds.sample_counts(e, **kw, log10=True)
-    assert c["gupta2024"].item() == pytest.approx(c["block2020"].item(), abs=1e-9)
 
 
 def test_bad_inputs():
@@ -81,14 +71,10 @@ def test_bad_inputs():
         bounds.sample_counts(0.1, 1e-3, 2, 10, 0)
     with pytest.raises(ValueError, match="version"):
         bounds.gaur2025(0.1, version="v3")
-    with pytest.raises(ValueError, match="key"):
-        bounds.implied_error_exponent("nobody")
-    with pytest.raises(ValueError, match="no dimension-free rate"):
-        bounds.implied_error_exponent("oko2023")
     with pytest.raises(TypeError, match="eps"):
         bounds.oko2023("small", 2)
     with pytest.raises(ValueError, match="sigma_min"):
-        bounds.crossover_eps(2.0, 2, 10, 2)
+        bounds.gupta2024(0.1, 2.0, 2, 10, 2)
 
 
 def test_each_eps_is_labelled_by_what_it_measures():
