@@ -174,14 +174,23 @@ def test_l2_grows_with_r_while_tv_stays_at_eta(chapter):
 
 
 def test_solution_cell_hedging_score(chapter):
-    (cell,) = chapter.cells_tagged("solution")
-    assert "lib.record(\"hd_ex3_l2_p1\"" in cell.source
-    # the hedge is L2-close to both scores: far below eta b^2
-    assert chapter["hd_ex3_l2_p1"] < 1e-3 * chapter["hd_ex3_scale"]
-    assert chapter["hd_ex3_l2_p2"] == pytest.approx(chapter["hd_ex3_l2_p1"], rel=1e-6)  # mirror images
-    assert chapter["hd_ex3_no_minority"] == pytest.approx(0.99**50, rel=1e-12)
-    assert 0.05 < chapter["hd_ex3_sym_freq"] < 1
-    assert chapter["hd_ex3_wrong_freq"] > 0.1
+    """ex-hd-3's claims: the hedge is L2-accurate for both members (each error far below eta b^2);
+    with a minority point in the sample g_1 or the hedge wins, so the far scores (g_2, -x) are
+    chosen at most as often as a sample without one, (1 - eta)^50 (3.3 binomial SE of 2000 sets);
+    without one all four fit about equally well, so the far scores win a sizeable share of those
+    samples (here: at least a quarter) and the hedge is chosen often."""
+    cells = chapter.cells_tagged("solution")
+    assert any("lib.record(\"hd_ex3_l2_p1\"" in c.source for c in cells)
+    for key in ("hd_ex3_l2_p1", "hd_ex3_l2_p2"):
+        assert chapter[key] < 1e-3 * chapter["hd_ex3_scale"]
+    p_none, n = chapter["hd_ex3_no_minority"], 2000
+    assert p_none == pytest.approx(0.99**50, rel=1e-12)
+    assert 0.25 * p_none < chapter["hd_ex3_wrong_freq"] < p_none + 3.3 * binom_se(p_none, n)
+    assert 0.05 < chapter["hd_ex3_sym_freq"] < 1 - chapter["hd_ex3_wrong_freq"]
+
+
+def test_gradable_exercises_pass(chapter):
+    chapter.assert_checks_pass()
 
 
 @pytest.mark.parametrize("seed", [3, 11])

@@ -166,6 +166,10 @@ def test_solution_outward_push_moves_mass_far(chapter):
     assert chapter["qe_ex4_w1_worst"] > 5 * chapter["qe_ex4_w1_exact"]
 
 
+def test_gradable_exercises_pass(chapter):
+    chapter.assert_checks_pass()
+
+
 @pytest.mark.parametrize("seed", [3, 11])
 @pytest.mark.full
 def test_conclusions_hold_for_other_seeds(seed):
