@@ -61,6 +61,7 @@ TOL = 3e-3  # the shared stopping rule: relative change of the centres
 T_GD = 0.5  # the time of the DDPM objective
 BURN_IN = 8  # GD steps before the iterate averaging starts
 MAX_STEPS = 500
+NOISE = "projected"  # fresh noise, drawn only where the gradient sees it (same gradient in distribution)
 SEEDS = 3
 ROUNDS = 7
 
@@ -127,7 +128,7 @@ def methods(p: Problem, dtype: torch.dtype) -> dict[str, Callable[[], torch.Tens
     def gd() -> torch.Tensor:
         g = torch.Generator().manual_seed(1)
         return gmm.gd_ddpm(x, start, T_GD, steps=MAX_STEPS, lr=K / 2, tol=TOL, average_from=BURN_IN,
-                           generator=g).final
+                           noise=NOISE, generator=g).final
 
     return {"sklearn GaussianMixture (EM)": sklearn,
             "lib EM, untied": lambda: gmm.em(x, start, steps=MAX_STEPS, tol=TOL)[-1],
