@@ -51,7 +51,7 @@ from .forward import alpha, noise_like, sigma
 from .mixtures import GaussianMixture, _normalise, equal_weights, symmetric_two
 
 PARAMETERS = ("mu_t", "mu")
-NOISES = ("fresh", "fixed")
+NOISES = ("fresh", "fixed", "projected")
 T_MAX = 50.0  # beyond it a_t = exp(-t) < 2e-22: the data's signal is gone from x_t
 
 
@@ -160,39 +160,78 @@ def ddpm_gradient(mu: Tensor, x0: Tensor, t: float, z: Tensor | None = None, *, 
     return loss, grad if parameter == "mu_t" else a * grad
 
 
-def _loss_and_grad(theta: Tensor, x0: Tensor, z: Tensor, a: float, s: float,
-                   sum_sq_x0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def _loss_and_grad(theta: Tensor, x0: Tensor, z: Tensor | _ProjectedNoise, a: float, s: float,
+                   sum_sq_x0: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
     """Loss and gradient in ``theta = mu_t`` at ``x = a x0 + s z``, residual ``r = s(x) + z/s``.
 
     Written out rather than through :func:`student_score` and autograd for speed: ``r = f(x) -
     a x0 + c z`` with ``c = 1/s - s = a^2/s``, so every term reduces to products of ``x0`` and
     ``z`` with ``theta`` (shape ``(n,)`` or ``(n, K)``) and two ``(d, n)`` products for the
     gradient, with no ``(n, d)`` or ``(n, K, d)`` temporaries. Tested equal to autograd.
+    With a :class:`_ProjectedNoise` for ``z`` only the gradient is computed (the loss is None).
     """
     n = x0.shape[0]
     c = a * a / s
-    flat_x0, flat_z = x0.reshape(-1), z.reshape(-1)
-    if sum_sq_x0 is None:
-        sum_sq_x0 = torch.vdot(flat_x0, flat_x0)
-    # sum_i |-a x0_i + c z_i|^2, the part of the loss that does not depend on theta
-    base = a * a * sum_sq_x0 + c * c * torch.vdot(flat_z, flat_z) - 2 * a * c * torch.vdot(flat_x0, flat_z)
+    if isinstance(z, _ProjectedNoise):
+        base, zq, zt = None, z.products(theta), z.transpose_times
+    else:
+        zq, zt = (z @ theta if theta.ndim == 1 else z @ theta.T), (lambda w: z.T @ w)  # noqa: E731
+        flat_x0, flat_z = x0.reshape(-1), z.reshape(-1)
+        if sum_sq_x0 is None:
+            sum_sq_x0 = torch.vdot(flat_x0, flat_x0)
+        # sum_i |-a x0_i + c z_i|^2, the part of the loss that does not depend on theta
+        base = a * a * sum_sq_x0 + c * c * torch.vdot(flat_z, flat_z) - 2 * a * c * torch.vdot(flat_x0, flat_z)
     if theta.ndim == 1:
-        p, q = x0 @ theta, z @ theta
+        p, q = x0 @ theta, zq
         tu = torch.tanh(a * p + s * q)
         sq = (theta * theta).sum()
         rt = tu * sq - a * p + c * q  # r . theta
         v = (1.0 - tu * tu) * rt
-        grad = x0.T @ (a * (v - tu)) + z.T @ (c * tu + s * v) + (tu * tu).sum() * theta
-        loss = base + (tu * (tu * sq - 2 * a * p + 2 * c * q)).sum()
-        return loss / n, (2.0 / n) * grad
-    P, Q = x0 @ theta.T, z @ theta.T  # (n, K)
+        grad = x0.T @ (a * (v - tu)) + zt(c * tu + s * v) + (tu * tu).sum() * theta
+        loss = None if base is None else (base + (tu * (tu * sq - 2 * a * p + 2 * c * q)).sum()) / n
+        return loss, (2.0 / n) * grad
+    P, Q = x0 @ theta.T, zq  # (n, K)
     w = _softmax(a * P + s * Q - 0.5 * (theta * theta).sum(-1))
     M = w @ (theta @ theta.T)  # rows: (sum_k w_k theta_k) . theta_j
     R = M - a * P + c * Q  # r . theta_j
     g = w * (R - (w * R).sum(-1, keepdim=True))  # w_ij (theta_j - m_i) . r_i
-    grad = (w.T @ w) @ theta + (a * (g - w)).T @ x0 + (c * w + s * g).T @ z - g.sum(0)[:, None] * theta
-    loss = base + (w * (M - 2 * a * P + 2 * c * Q)).sum()
-    return loss / n, (2.0 / n) * grad
+    grad = (w.T @ w) @ theta + (a * (g - w)).T @ x0 + zt(c * w + s * g).T - g.sum(0)[:, None] * theta
+    loss = None if base is None else (base + (w * (M - 2 * a * P + 2 * c * Q)).sum()) / n
+    return loss, (2.0 / n) * grad
+
+
+class _ProjectedNoise:
+    """One fresh draw of the noise ``z`` (``n`` rows in ``R^d``), made only as far as the gradient sees it.
+
+    The gradient depends on ``z`` through ``Z theta^T`` (``n x K``) and ``Z^T W`` (``d x K``) for
+    weights ``W`` that depend on ``x0`` and ``Z theta^T`` only. With an orthonormal basis ``B``
+    of a space holding the centres' span, ``Z = (Z B) B^T + Z P_perp``, the two parts
+    independent: ``Z B`` is an ``n x r`` standard normal ``G``, and given ``W`` the part
+    ``P_perp Z^T W`` is Gaussian with column covariance ``W^T W`` on the complement, that is
+    ``P_perp Xi (W^T W)^{1/2}`` with a ``d x K`` standard normal ``Xi``. So ``n r + d K`` normal
+    draws give the gradient exactly in distribution, where ``z`` itself takes ``n d``.
+    """
+
+    def __init__(self, theta: Tensor, n: int, generator: torch.Generator | None) -> None:
+        rows = theta if theta.ndim == 2 else theta[None]
+        self.basis = torch.linalg.qr(rows.T).Q  # (d, r): its span holds every centre
+        self.generator, self.k = generator, rows.shape[0]
+        self.g = torch.randn((n, self.basis.shape[1]), generator=generator, dtype=theta.dtype, device=theta.device)
+
+    def products(self, theta: Tensor) -> Tensor:
+        """``Z theta`` (``(n,)``) or ``Z theta^T`` (``(n, K)``)."""
+        return self.g @ (self.basis.T @ (theta if theta.ndim == 1 else theta.T))
+
+    def transpose_times(self, w: Tensor) -> Tensor:
+        """A draw of ``Z^T w`` (``(d,)`` for ``(n,)`` weights, ``(d, K)`` for ``(n, K)``), jointly with ``products``."""
+        cols = w if w.ndim == 2 else w[:, None]
+        xi = torch.randn((self.basis.shape[0], cols.shape[1]), generator=self.generator, dtype=w.dtype,
+                         device=w.device)
+        xi = xi - self.basis @ (self.basis.T @ xi)  # the complement of the centres' span
+        evals, evecs = torch.linalg.eigh(cols.T @ cols)
+        root = (evecs * evals.clamp(min=0).sqrt()) @ evecs.T
+        out = self.basis @ (self.g.T @ cols) + xi @ root
+        return out[:, 0] if w.ndim == 1 else out
 
 
 # --------------------------------------------------------------------- the gradient-EM identity
@@ -267,7 +306,7 @@ def _plane_points(theta: Tensor, mu: Tensor, nodes: int) -> tuple[Tensor, Tensor
 class GDResult:
     """A gradient-descent run: ``trajectory[k]`` is the iterate (an estimate of ``mu*``, not
     ``mu_t``) after ``k`` steps, ``losses[k]`` the objective there (not computed at the last iterate of a run
-    stopped by ``tol``); ``estimate`` is what the run
+    stopped by ``tol``, nor at all with ``noise="projected"``: then ``losses`` is empty); ``estimate`` is what the run
     reports (the last iterate, or the average of the iterates from ``average_from`` on), and
     ``converged`` says whether the stopping rule fired before the step budget ran out."""
 
@@ -309,11 +348,15 @@ def gd_ddpm(x0: Tensor, init: Tensor, t: float, *, steps: int = 100, lr: float =
     the default) or ``mu <- mu - lr * grad_mu L_t`` (``"mu"``, the same as step ``lr exp(-2t)`` on
     ``mu_t``). ``lr = 1/2`` (symmetric model) or ``K/2`` (K equal weights) on ``mu_t`` makes a step
     one EM step on ``q_t`` up to ``R_t`` (:func:`population_terms`). ``noise="fresh"`` redraws ``z``
-    each step, ``"fixed"`` draws it once (:func:`lib.forward.noise_like`, in the dtype of ``x0``).
+    each step, ``"fixed"`` draws it once (:func:`lib.forward.noise_like`, in the dtype of ``x0``);
+    ``"projected"`` redraws it each step only as far as the gradient depends on it (``n K + d K``
+    normal draws instead of ``n d``; :class:`_ProjectedNoise`): the same gradient in
+    distribution as ``"fresh"``, several times cheaper when ``K`` is small next to ``d``, but
+    the loss is not computed (its constant part needs the whole draw)
     ``average_from=k`` reports the mean of the iterates from step ``k`` on (Polyak-Ruppert
     averaging, which averages fresh noise away). ``tol`` stops at the first step where the
     reported estimate's :func:`relative_change` is at most ``tol`` (``steps`` is then a budget).
-    Raises if the loss stops being finite (the step is too large).
+    Raises if the loss or the gradient stops being finite (the step is too large).
     Used in: chap-gmm-learning (every experiment); benchmarks/gmm_vs_sklearn.py.
     """
     init = _as_centres(init, "init").detach()
@@ -332,16 +375,20 @@ def gd_ddpm(x0: Tensor, init: Tensor, t: float, *, steps: int = 100, lr: float =
     theta = a * init
     traj = torch.empty((steps + 1, *init.shape), dtype=init.dtype, device=init.device)
     traj[0] = init
-    losses = torch.empty(steps + 1, dtype=torch.float64)
+    losses = torch.empty(0 if noise == "projected" else steps + 1, dtype=torch.float64)
     sum_sq_x0 = torch.vdot(x0.reshape(-1), x0.reshape(-1))
     estimate, mean, converged, k = init, None, False, 0
     for k in tqdm(range(steps + 1), desc="GD on L_t", disable=not check_bool(progress, "progress"), leave=False):
-        if k == 0 or noise == "fresh":
+        if noise == "projected":
+            z = _ProjectedNoise(theta, x0.shape[0], generator)
+        elif k == 0 or noise == "fresh":
             z = noise_like(x0, generator)
         loss, grad = _loss_and_grad(theta, x0, z, a, s, sum_sq_x0)
-        if not (torch.isfinite(loss) and torch.isfinite(grad).all()):
-            raise ValueError(f"the DDPM objective became {loss.item()} at step {k}; lower lr (now {lr:g})")
-        losses[k] = loss
+        if not ((loss is None or torch.isfinite(loss)) and torch.isfinite(grad).all()):
+            raise ValueError(f"the DDPM objective or its gradient stopped being finite at step {k}; "
+                             f"lower lr (now {lr:g})")
+        if loss is not None:
+            losses[k] = loss
         if k == steps:
             break
         theta = theta - step * grad

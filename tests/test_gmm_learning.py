@@ -421,3 +421,37 @@ def test_e_step_is_the_mixtures_responsibilities():
     mu = means[0]
     r = lib.symmetric_two(mu).responsibilities(x)
     assert torch.allclose(gl.em_step(mu, x), x.T @ (r[:, 0] - r[:, 1]) / 300, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 5), (6, 4)])
+def test_projected_noise_gives_the_fresh_noise_gradient_in_distribution(shape):
+    """The gradient with noise drawn only in the centres' span (plus the d x K projected part)
+    has the mean and covariance of the gradient with a whole fresh draw: over R = 3000 draws
+    each, mean differences within 4.5 standard errors, variances within 6 standard errors of a
+    variance ratio (sd about 2/sqrt(R) = 0.037), covariance matrices within sampling error."""
+    g = gen(70)
+    theta = torch.randn(shape, generator=g, dtype=torch.float64)
+    n, d, R = 40, shape[-1], 3000
+    x0 = 1.5 * torch.randn(n, d, generator=g, dtype=torch.float64)
+    a, s = math.exp(-0.4), math.sqrt(1 - math.exp(-0.8))
+    full = torch.stack([gl._loss_and_grad(theta, x0, torch.randn(n, d, generator=g, dtype=torch.float64), a, s)[1]
+                        for _ in range(R)]).reshape(R, -1)
+    proj = torch.stack([gl._loss_and_grad(theta, x0, gl._ProjectedNoise(theta, n, g), a, s)[1]
+                        for _ in range(R)]).reshape(R, -1)
+    z = (full.mean(0) - proj.mean(0)) / torch.sqrt((full.var(0) + proj.var(0)) / R)
+    assert z.abs().max() < 4.5
+    assert (proj.var(0) / full.var(0) - 1).abs().max() < 6 * 2 / math.sqrt(R)
+    cf, cp = torch.cov(full.T), torch.cov(proj.T)
+    assert (cf - cp).norm() / cf.norm() < 0.2  # a wrong cross-covariance (e.g. Xi W without the root) is O(1)
+
+
+def test_projected_noise_descends_like_fresh_noise_and_records_no_loss():
+    mu_star = torch.tensor([2.0, 0.0, 0.0, 0.0])
+    x0 = lib.symmetric_two(mu_star).sample(8000, generator=gen(71))
+    start = torch.tensor([0.5, 0.5, 0.5, 0.5], dtype=torch.float64)
+    runs = {noise: gl.gd_ddpm(x0, start, 0.5, steps=60, lr=0.5, average_from=10, noise=noise, generator=gen(72))
+            for noise in ("fresh", "projected")}
+    scale = math.sqrt(4 / 8000)
+    for run in runs.values():
+        assert float(gl.centre_errors(run.final, mu_star)) < 3 * scale
+    assert runs["projected"].losses.numel() == 0 and runs["fresh"].losses.numel() == 61
