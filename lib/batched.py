@@ -189,6 +189,17 @@ class BatchedScoreMLP(nn.Module):
         t = _batched_times(t, self.B, x.shape[1], ref, allow_zero=self.parameterization == "score")
         return self._apply_checked(x, t)
 
+    def evaluate(self, x: Tensor, t: Tensor) -> Tensor:
+        """:meth:`forward` on ``x`` ``(B, n, d)`` and ``t`` ``(B, n)`` exactly, with the shapes checked
+        but not the values (no data-dependent branch): for hot training loops and for
+        ``torch.func`` transforms, whose callers guarantee ``t > 0`` themselves."""
+        if not (isinstance(x, Tensor) and isinstance(t, Tensor)):
+            raise TypeError("x and t must be tensors")
+        if x.ndim != 3 or x.shape[0] != self.B or x.shape[2] != self.d or t.shape != x.shape[:2]:
+            raise ValueError(f"x must have shape (B, n, d) = ({self.B}, n, {self.d}) and t shape (B, n), "
+                             f"got {tuple(x.shape)} and {tuple(t.shape)}")
+        return self._apply_checked(x, t)
+
     def _apply_checked(self, x: Tensor, t: Tensor) -> Tensor:
         """The forward pass on validated ``x`` ``(B, n, d)`` and ``t`` ``(B, n)``."""
         a = torch.exp(-t)[..., None]
@@ -369,7 +380,7 @@ def train_batched(
         # the regression targets at the fixed points x_t, computed once
         fixed_target = _score_target(target_score, _noised(x0, fixed_t, fixed_z), fixed_t)
 
-    opt = _adam(list(model.parameters()), lr)
+    opt = adam(list(model.parameters()), lr)
     losses = torch.empty(steps, B, dtype=torch.float64)
     out_snaps: dict[int, BatchedScoreMLP] = {}
     rows = torch.arange(B)[:, None]
@@ -420,12 +431,15 @@ def train_batched(
     return BatchedTrainResult(losses=losses, steps=steps, noise=noise, snapshots=out_snaps)
 
 
-def _adam(params: list[Tensor], lr: float) -> torch.optim.Adam:
+def adam(params: list[Tensor], lr: float) -> torch.optim.Adam:
     """``torch.optim.Adam`` (Kingma and Ba 2015, torch's defaults) on the stacked ``(B, ...)``
     parameters. Adam is elementwise, so this is exactly ``B`` independent Adams; its fused
     kernel is the fastest form on the CPU too (``benchmarks/batched_training.py``)."""
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     return torch.optim.Adam(params, lr=lr, fused=fused or None)
+
+
+_adam = adam  # the name this module used before ``adam`` was public
 
 
 def _noised(x0: Tensor, t: Tensor, z: Tensor) -> Tensor:

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ._checks import as_tensor, check_choice, check_generator, check_int, check_real
-from .batched import BatchedScoreMLP
+from .batched import BatchedScoreMLP, adam
 from .mixtures import GaussianMixture
 from .sampling import sample as _sample
 
@@ -120,15 +120,18 @@ class LinearInverseTask:
         weights, means, _ = self.posterior(y)
         return (weights[..., None] * means).sum(1)
 
-    def joint_at(self, t: float) -> GaussianMixture:
-        """The law of ``(x_t, w)`` in ``R^{2 d_x}``: component ``j`` has mean ``(a m_j, m_j)`` and
-        covariance ``[[a^2 S_j + s^2 I, a S_j], [a S_j, S_j + sigma^2 I]]``."""
+    def joint_at(self, t: float, U: Tensor | None = None) -> GaussianMixture:
+        """The law of ``(x_t, U^T w)``: component ``j`` has mean ``(a m_j, U^T m_j)`` and covariance
+        ``[[a^2 S_j + s^2 I, a S_j U], [a U^T S_j, U^T (S_j + sigma^2 I) U]]``; ``U`` ``(d_x, k)`` of rank
+        ``k`` (default the identity: the law of ``(x_t, w)`` in ``R^{2 d_x}``)."""
         t = check_real(t, "t", low=0.0)
         a, s2 = math.exp(-t), -math.expm1(-2.0 * t)
         S, m = self._var, self.prior.means
-        top = torch.cat([torch.diag_embed(a * a * S + s2), torch.diag_embed(a * S)], dim=-1)
-        bottom = torch.cat([torch.diag_embed(a * S), torch.diag_embed(S + self.noise_sd**2)], dim=-1)
-        return GaussianMixture(self.prior.weights, torch.cat([a * m, m], dim=-1), torch.cat([top, bottom], dim=-2))
+        U = torch.eye(self.d_x, dtype=m.dtype) if U is None else _check_projection(U, self.d_x)
+        SU = S[:, :, None] * U  # (J, d_x, k): S_j U
+        top = torch.cat([torch.diag_embed(a * a * S + s2), a * SU], dim=-1)
+        bottom = torch.cat([a * SU.transpose(1, 2), U.T @ SU + self.noise_sd**2 * U.T @ U], dim=-1)
+        return GaussianMixture(self.prior.weights, torch.cat([a * m, m @ U], dim=-1), torch.cat([top, bottom], dim=-2))
 
     def score(self, x: Tensor, y: Tensor, t: float) -> Tensor:
         """The exact conditional score ``grad_x log q_t(x | y) = grad_x log q_t(x, w)`` at one time ``t``."""
@@ -137,6 +140,15 @@ class LinearInverseTask:
         if x.ndim != 2 or x.shape != w.shape:
             raise ValueError(f"x must have shape (n, {self.d_x}) with one row per row of y, got {tuple(x.shape)}")
         return self.joint_at(t).score(torch.cat([x, w], dim=-1))[:, : self.d_x]
+
+
+def _check_projection(U: object, d: int) -> Tensor:
+    U = as_tensor(U, "U")
+    if U.ndim != 2 or U.shape[0] != d or not 1 <= U.shape[1] <= d:
+        raise ValueError(f"U must have shape ({d}, k) with 1 <= k <= {d}, got {tuple(U.shape)}")
+    if torch.linalg.matrix_rank(U) < U.shape[1]:
+        raise ValueError("U must have full column rank")
+    return U
 
 
 def circle_prior(radius: float, n_components: int = 3, variance: float | Sequence[float] = 0.15,
@@ -245,7 +257,7 @@ class SharedEncoderScore(nn.Module):
         if self.encoder_width is None:
             h = torch.baddbmm(self.encoder["bias"], y, self.encoder["weight"])
         else:
-            h = self.encoder._apply_checked(y, y.new_ones(y.shape[:2]))[..., : self.d_rep]
+            h = self.encoder.evaluate(y, y.new_ones(y.shape[:2]))[..., : self.d_rep]
         return h * self.rep_mask
 
     def score(self, x: Tensor, features: Tensor, t: Tensor | float) -> Tensor:
@@ -268,7 +280,7 @@ class SharedEncoderScore(nn.Module):
         """:meth:`score` on validated ``(R, K, n, .)`` inputs and ``(R, K, n)`` times (hot path)."""
         R, K, n = x.shape[:3]
         joined = torch.cat([x, features], dim=-1).reshape(R * K, n, -1)
-        out = self.heads._apply_checked(joined, t.reshape(R * K, n))
+        out = self.heads.evaluate(joined, t.reshape(R * K, n))
         return out[..., : self.d_x].reshape(R, K, n, self.d_x)
 
     def encoder_parameters(self) -> list[nn.Parameter]:
@@ -349,7 +361,7 @@ def fit(model: SharedEncoderScore, x: Tensor, y: Tensor | None = None, *, featur
     w = w / (counts > 0).sum(1)[:, None, None].to(dtype)  # mean over the run's active heads
     frozen = y is None
     params = list(model.heads.parameters()) + ([] if frozen else model.encoder_parameters())
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = adam(params, lr)  # torch's Adam, fused kernel
     base = torch.arange(nb).expand(R, K, nb).clamp(max=n - 1)
     rr, kk = torch.arange(R)[:, None, None], torch.arange(K)[None, :, None]
     losses = torch.empty(steps, R, dtype=torch.float64)
@@ -457,6 +469,26 @@ def zero_score_error(test: ScoreTestSet) -> float:
     """The same error for the zero predictor ``f = 0``: ``E_t E s_t^2 ||grad log q_t(x_t | y)||^2``."""
     s2 = -torch.expm1(-2.0 * test.times)[:, None]
     return float((s2 * (test.exact**2).sum(-1)).mean())
+
+
+def representation_floor(task: LinearInverseTask, test: ScoreTestSet, U: Tensor) -> Tensor:
+    """Per test pair, ``E_t s_t^2 ||grad_x log q_t(x_t | U^T w) - grad_x log q_t(x_t | y)||^2`` over the
+    test set's times, shape ``(N,)``: the excess error of the best score that sees ``y`` only through
+    ``U^T G^T y`` (``U`` ``(d_x, k)``). The best such score is ``E[grad log q_t(x_t | y) | x_t, U^T w]
+    = grad_x log q_t(x_t | U^T w)``, so by Pythagoras no head on a ``k``-dimensional linear encoder
+    (``v^T y`` adds to ``U^T w`` only noise independent of ``x``) does better in expectation: the floor
+    of the representation dimension (Cheng et al. 2025, the approximation term of Theorem 3.4)."""
+    if not isinstance(task, LinearInverseTask):
+        raise TypeError(f"task must be a LinearInverseTask, got {type(task).__name__}")
+    if not isinstance(test, ScoreTestSet):
+        raise TypeError("test must be a ScoreTestSet")
+    U = _check_projection(U, task.d_x)
+    r = task.sufficient(test.y) @ U
+    out = torch.zeros(test.y.shape[0], dtype=torch.float64)
+    for i, t in enumerate(test.times.tolist()):  # one mixture per time; all points at once
+        proj = task.joint_at(t, U).score(torch.cat([test.xt[i], r], dim=-1))[:, : task.d_x]
+        out += -math.expm1(-2.0 * t) * ((proj - test.exact[i]) ** 2).sum(-1)
+    return out / test.times.shape[0]
 
 
 def mean_se(values: Tensor, dim: int = -1) -> tuple[Tensor, Tensor]:

@@ -5,8 +5,11 @@ quadrature times) and is asserted at Z standard errors of the paired difference,
 error computed by the chapter over its S seeds; Z is the 97.5 % quantile of Student's t with S - 1
 degrees of freedom (3.18 for four seeds: "2 SE" would be a 93 % one-sided criterion). The claims
 are the chapter's: fine-tuning below scratch at small m with the gap shrinking, in and out of
-domain; non-diverse sources stall; more sources help. Quick mode runs no d' = 1 encoder and skips
-the digits: the d' floor and the digit claims are checked at full settings (marked ``full``).
+domain; non-diverse sources stall; more sources help; the gradable exercises' solutions pass.
+Quick mode runs no d' = 1 encoder, no longer-trained scratch and skips the digits: the d' floor
+(against the exact floor of a one-dimensional representation), "equal steps do not handicap
+scratch" and the digit claims are checked at full settings (marked ``full``; run them with
+``pytest tests/test_chapter_transfer.py -m full``).
 """
 
 import os
@@ -64,10 +67,16 @@ def test_fine_tune_removes_most_of_the_encoders_share(chapter, dom):
     assert kept < 0.2 * chapter[f"tr_{dom}_scratch_over_oracle"] + z_value(chapter) * kept_se
 
 
-def check_floor(ch, arm: str) -> None:
-    """An encoder that misses a direction of h*: at the largest m still well above d' = 2."""
+def test_gradable_exercises_pass(chapter):
+    chapter.assert_checks_pass()
+
+
+def check_floor(ch, arm: str, well_above: bool = False) -> None:
+    """An encoder that misses a direction of h*: at the largest m still above d' = 2 (paired over
+    seeds); at full settings, where d' = 2 has converged further, by half its error at least."""
     assert ch[f"tr_{arm}_excess"] > z_value(ch) * ch[f"tr_{arm}_excess_se"]
-    assert ch[f"tr_{arm}_large"] > 1.5 * ch["tr_d2_large"]
+    if well_above:
+        assert ch[f"tr_{arm}_large"] > 1.5 * ch["tr_d2_large"]
 
 
 def test_non_diverse_sources_stall(chapter):
@@ -85,9 +94,24 @@ def full():
 
 @pytest.mark.full
 def test_full_too_small_representation_leaves_a_floor(full):
-    """d' = 1 < d_y = 2 (not run in quick mode)."""
-    check_floor(full, "d1")
-    check_floor(full, "narrow")
+    """d' = 1 < d_y = 2 (not run in quick mode); the d' = 1 encoder is not below the exact floor of a
+    one-dimensional representation (a population lower bound; the floor's own standard error over
+    the shared test pairs as tolerance)."""
+    check_floor(full, "d1", well_above=True)
+    check_floor(full, "narrow", well_above=True)
+    assert full["tr_d1_large"] > full["tr_floor_d1"] - z_value(full) * full["tr_floor_d1_se"]
+
+
+@pytest.mark.full
+def test_full_equal_steps_do_not_handicap_scratch(full):
+    """Scratch with LONG x the steps is worse than with equal steps (by Z SE, paired), at the
+    smallest and the largest m, and fine-tuning with the original budget still beats it at the
+    smallest m."""
+    z = z_value(full)
+    assert full["tr_long"] >= 4
+    for tag in ("small", "large"):
+        assert full[f"tr_long_vs_scratch_{tag}"] > z * full[f"tr_long_vs_scratch_{tag}_se"]
+    assert full["tr_long_gap_small"] > z * full["tr_long_gap_small_se"]
 
 
 @pytest.mark.full

@@ -66,6 +66,42 @@ def test_zero_error_for_the_exact_score_and_zero_predictor_value():
     assert math.isclose(tr.zero_score_error(test), float(manual), rel_tol=1e-12)
 
 
+def test_representation_floor_is_the_error_of_the_projected_conditional_score():
+    """For U = e_1 the best score given (x_t, w_1) integrates the exact score over w_2 given (x_t, w_1):
+    checked by quadrature over w_2 on a grid; the full representation U = I has floor 0."""
+    task, g = world(5, (0.2, 0.1))
+    test = tr.score_test_set(task, 6, n_times=3, generator=g)
+    assert tr.representation_floor(task, test, torch.eye(2, dtype=torch.float64)).abs().max() < 1e-18
+    e1 = torch.tensor([[1.0], [0.0]], dtype=torch.float64)
+    floor = tr.representation_floor(task, test, e1)
+    w = task.sufficient(test.y)
+    grid = torch.linspace(-8, 8, 4001, dtype=torch.float64)
+    expect = torch.zeros(6, dtype=torch.float64)
+    for i, t in enumerate(test.times.tolist()):
+        joint = task.joint_at(t)
+        for n in range(6):
+            pts = torch.stack([test.xt[i, n, 0].expand(4001), test.xt[i, n, 1].expand(4001),
+                               w[n, 0].expand(4001), grid], -1)
+            p = torch.softmax(joint.log_prob(pts), 0)
+            proj = (p[:, None] * joint.score(pts)[:, :2]).sum(0)
+            expect[n] += -math.expm1(-2 * t) * ((proj - test.exact[i, n]) ** 2).sum() / 3
+    torch.testing.assert_close(floor, expect, rtol=1e-6, atol=1e-12)
+    assert 0 < floor.mean() < tr.zero_score_error(test)
+    with pytest.raises(ValueError, match="U must"):
+        tr.representation_floor(task, test, torch.zeros(2, 1, dtype=torch.float64))
+
+
+def test_batched_evaluate_is_forward_without_value_checks():
+    from lib.batched import BatchedScoreMLP
+    bm = BatchedScoreMLP(3, 2, 8, seeds=[4, 5, 6])
+    x, t = torch.randn(3, 5, 2), torch.rand(3, 5) + 0.1
+    assert torch.equal(bm.evaluate(x, t), bm(x, t))
+    with pytest.raises(ValueError, match="x must have shape"):
+        bm.evaluate(x[:2], t[:2])
+    with pytest.raises(ValueError, match="t shape"):
+        bm.evaluate(x, t[:, :4])
+
+
 def tiny(R=2, K=3, seeds=None, **kw):
     return tr.SharedEncoderScore(R, K, 2, 8, 2, head_width=16, seeds=seeds, **kw)
 
