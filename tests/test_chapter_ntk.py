@@ -4,7 +4,11 @@ Where the tolerances come from:
 * the finite-width NTK is an average over h/2 independent pairs of units, so its error has
   the exact mean square of the proposition and falls like h^{-1/2};
 * lazy training moves each weight by O(h^{-1/2}); the NTK changes by between h^{-1/2}
-  (coherent activation flips) and h^{-3/4} (random ones): slopes in [-0.8, -0.3];
+  (coherent activation flips) and h^{-3/4} (random ones): slopes in [-0.8, -0.3]; the
+  network-kernel distance over the first steps has slope -1/2, tested within 3 standard
+  errors of the fitted slope (delta method over the networks of each width: in 16 simulated
+  data sets the slope was at most 2.5 standard errors from -1/2, while the fixed window
+  [-0.8, -0.3] failed once, at -0.28, because of one network far from the others);
 * network-kernel distances scale like h^{-1/2}: the statistic is the RMS distance between the
   network's and kernel GD's fitted functions over the test points, relative to the labels'
   RMS, from step 10 to the best step, with threshold c sqrt(2048 / h). (The relative gap of
@@ -64,7 +68,11 @@ def test_finite_width_ntk_converges_at_the_predicted_rate(chapter):
 
 
 def test_training_is_lazy(chapter):
-    for key in ["distance", "weights", "kernel", "distance_all"]:
+    # the coupling distance: -1/2 within 3 standard errors of the fitted slope (delta method over
+    # the networks of each width; one unlucky network can flatten the slope to -0.3 at 6 a width)
+    slope, se = chapter["ntk_lazy_slope_distance"], chapter["ntk_lazy_slope_distance_se"]
+    assert abs(slope + 0.5) < 3 * se and se < 0.15
+    for key in ["weights", "kernel", "distance_all"]:
         assert -0.8 < chapter[f"ntk_lazy_slope_{key}"] < -0.3, key
     assert abs(chapter["ntk_lazy_slope_weights"] + 0.5) < 0.1  # O(h^{-1/2}) per weight, 6 networks a width
     assert chapter["ntk_lazy_kernel_widest"] < 0.02
