@@ -210,17 +210,21 @@ def train_two_layer(model: TwoLayer, u: object, y: object, *, steps: int, lr: fl
     keep = set(record.tolist())
     n, scale = u.shape[0], 1.0 / math.sqrt(model.width)
     W, V = model.W, model.V
+    Vt = V.transpose(1, 2)  # (S, d, h)
     preds, losses = {}, []
     for k in tqdm(range(steps + 1), desc="GD, two-layer", disable=not progress, leave=False):
         pre = u @ W.transpose(1, 2)  # (S, n, h)
-        resid = torch.relu(pre) @ V * scale - y
+        out = torch.relu(pre) @ V * scale
+        resid = out - y
         losses.append((resid**2).sum(-1).mean(-1))
-        if k in keep:
-            preds[k] = torch.relu(u_eval @ W.transpose(1, 2)) @ V * scale
+        if k in keep:  # on the training inputs the forward pass is already done
+            preds[k] = out if u_eval is u else torch.relu(u_eval @ W.transpose(1, 2)) @ V * scale
         if k == steps:
             break
-        grad = ((resid @ V.transpose(1, 2)) * (pre > 0)).transpose(1, 2) @ u * (scale / n)
-        W = W - lr * grad
+        # d = 1: the (n, h) back-propagated signal is an outer product; broadcasting beats a bmm
+        back = resid * Vt if d == 1 else resid @ Vt
+        grad = back.masked_fill_(pre <= 0, 0.0).transpose(1, 2) @ u
+        W = W - (lr * scale / n) * grad
     out = torch.stack([preds[int(k)] for k in record])
     return GDRun(record, out, torch.stack(losses), TwoLayer(W, V))
 

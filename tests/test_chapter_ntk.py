@@ -4,13 +4,23 @@ Where the tolerances come from:
 * the finite-width NTK is an average over h/2 independent pairs of units, so its error has
   the exact mean square of the proposition and falls like h^{-1/2};
 * lazy training moves each weight by O(h^{-1/2}); the NTK changes by between h^{-1/2}
-  (coherent activation flips) and h^{-3/4} (random ones): slopes in [-0.8, -0.3];
-* network-kernel gaps scale like h^{-1/2}, so the threshold is c sqrt(2048 / h) (from step 10
-  on: the first steps of size 1/lambda_max depend on the finite-width kernel's top eigenvalue).
-  The constant c = 15 % is empirical: in an independent replication (numpy network and
-  closed-form kernel GD, 6 data sets, widths 512 to 4096) the gap from step 10 to the best
-  step was at most 17 %, 8 %, 10 % and 8 % at h = 512, 1024, 2048, 4096, so c leaves a margin
-  of about 2 at every width (a network that left the kernel regime would exceed it);
+  (coherent activation flips) and h^{-3/4} (random ones): slopes in [-0.8, -0.3]; the
+  network-kernel distance over the first steps has slope -1/2, tested within 3 standard
+  errors of the fitted slope (delta method over the networks of each width: in 16 simulated
+  data sets the slope was at most 2.5 standard errors from -1/2, while the fixed window
+  [-0.8, -0.3] failed once, at -0.28, because of one network far from the others);
+* network-kernel distances scale like h^{-1/2}: the statistic is the RMS distance between the
+  network's and kernel GD's fitted functions over the test points, relative to the labels'
+  RMS, from step 10 to the best step, with threshold c sqrt(2048 / h). (The relative gap of
+  the two test errors is not tested: near the best step the error is small, and the same
+  distance gives relative gaps from 5 % to 48 % over seeds 0-5 at h = 1024.) Why step 10 is
+  derived and measured: the step 1/lambda_max of the analytic kernel is eta lambda_max(K_h / m)
+  for the network's own kernel, off from 1 by at most ||K_h - K||_F (Weyl), whose rms the
+  proposition gives; the chapter glues both, and the top direction keeps |1 - eta lambda_max|^10
+  of its residual after 10 steps. The constant c = 2.5 % is calibrated, not derived: over
+  seeds 0-5 in quick mode (h = 1024) the distance was 0.008 to 0.017, i.e. 0.006 to 0.012
+  after the sqrt(h / 2048) scaling, so c leaves a margin of 2; the lazy-training section
+  measures the same kind of distance at h = 2048 (m = 48, 100 steps) as 0.005 to 0.008;
 * the interpolant's error does not vanish with m (interpolating noise in low dimension),
   while early stopping's does.
 """
@@ -54,11 +64,15 @@ def test_finite_width_ntk_converges_at_the_predicted_rate(chapter):
     assert abs(ratio - 1) < 3 * se and se < 0.35
     # the widest width alone: 4 networks, so the mean square has a relative spread of about 1/2
     assert 0.4 < chapter["ntk_kernel_err_widest"] / chapter["ntk_kernel_pred_widest"] < 1.6
-    assert chapter["ntk_func_gap"] <= 1e-10
+    assert chapter["ntk_loop_gap"] <= 1e-10
 
 
 def test_training_is_lazy(chapter):
-    for key in ["distance", "weights", "kernel", "distance_all"]:
+    # the coupling distance: -1/2 within 3 standard errors of the fitted slope (delta method over
+    # the networks of each width; one unlucky network can flatten the slope to -0.3 at 6 a width)
+    slope, se = chapter["ntk_lazy_slope_distance"], chapter["ntk_lazy_slope_distance_se"]
+    assert abs(slope + 0.5) < 3 * se and se < 0.15
+    for key in ["weights", "kernel", "distance_all"]:
         assert -0.8 < chapter[f"ntk_lazy_slope_{key}"] < -0.3, key
     assert abs(chapter["ntk_lazy_slope_weights"] + 0.5) < 0.1  # O(h^{-1/2}) per weight, 6 networks a width
     assert chapter["ntk_lazy_kernel_widest"] < 0.02
@@ -69,15 +83,28 @@ def test_network_and_kernel_on_the_u_curve(chapter):
     width, steps = chapter["ntk_u_width"], chapter["ntk_u_steps"]
     assert 0 < chapter["ntk_u_best_step"] < steps  # the minimum is inside the run
     assert chapter["ntk_u_kernel_end"] > chapter["ntk_u_kernel_best"]  # the test error rises again
-    assert chapter["ntk_u_gap_pct"] < 15 * math.sqrt(2048 / width)  # from step 10 to the best step
-    assert 0.8 < chapter["ntk_u_best_ratio"] < 1.5
+    # from step 10 to the best step, the RMS distance of the fits (relative to the labels)
+    assert chapter["ntk_u_dist"] < 0.025 * math.sqrt(2048 / width)
+    # the text's triangle inequality, on the glued numbers
+    assert chapter["ntk_u_rmse_gap"] <= chapter["ntk_u_dist"] * chapter["ntk_u_y_rms"] * (1 + 1e-9)
+    # the relative figures the text quotes follow from that gap g (the kernel's error is >= its best)
+    g, best = chapter["ntk_u_rmse_gap"], chapter["ntk_u_kernel_best"]
+    assert chapter["ntk_u_gap_pct"] / 100 <= 2 * g / math.sqrt(best) + g**2 / best + 1e-9
+    assert chapter["ntk_u_best_ratio"] <= (1 + g / math.sqrt(best)) ** 2 + 1e-9
     assert chapter["ntk_u_net_best"] < chapter["ntk_u_interp"] / 3
     assert chapter["ntk_u_kernel_best"] < chapter["ntk_u_interp"] / 3
-    assert chapter["ntk_u_net_train_end"] < chapter["ntk_u_net_train_best"]  # training error still falls
+    # why the comparison starts at step 10: the network's own top eigenvalue differs from the
+    # analytic one by at most ||K_h - K||_F (Weyl), whose rms the proposition gives exactly; the
+    # Frobenius norm of a sum of h/2 independent pair terms concentrates, so 3 rms is a safe bound
+    eta_top, rms = chapter["ntk_u_eta_top"], chapter["ntk_u_eta_top_rms"]
+    assert abs(eta_top - 1) < 3 * rms and rms < 0.1
+    assert chapter["ntk_u_top_left_10"] == pytest.approx(abs(1 - eta_top) ** 10)
 
 
 def test_early_stopping_in_closed_form(chapter):
-    assert chapter["ntk_stop_train_monotone"] == 1
+    # the analytic kernel matrix is non-singular, so 1e9 steps fit the labels (noise included);
+    # a kernel with a null direction, or a wrong shrinkage, would leave a share of MMSE(t)
+    assert chapter["ntk_stop_train_end"] < 1e-6
     assert chapter["ntk_stop_limit_gap"] < 1e-6
     assert chapter["ntk_stop_best_inside"] == 1
     assert chapter["ntk_stop_gain_min"] >= 5
@@ -123,22 +150,37 @@ def test_exercise_solutions(chapter):
     assert chapter["ntk_ex3_rank_narrow"] < chapter["ntk_ex3_m"]
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_conclusions_hold_for_other_seeds(seed):
+# every claim, rerun on other seeds and on the full settings
+CLAIMS = [test_every_figure_is_drawn, test_dsm_is_regression_with_the_mmse_as_label_noise,
+          test_finite_width_ntk_converges_at_the_predicted_rate, test_training_is_lazy,
+          test_network_and_kernel_on_the_u_curve, test_early_stopping_in_closed_form,
+          test_more_samples_help_only_the_stopped_fit, test_time_as_an_input, test_exercise_solutions]
+
+
+def test_gradable_exercises_pass(chapter):
+    chapter.assert_checks_pass()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_claim_holds_for_other_seeds(seed):
+    """The conclusions must not depend on the seed: every claim above, on another run."""
     other = run_chapter("ntk", quick=True, parameters={"SEED": seed})
-    assert other["ntk_stop_gain_min"] >= 5
-    assert -0.8 < other["ntk_lazy_slope_distance"] < -0.3
-    assert other["ntk_size_slope_cp"] < -0.3 and other["ntk_size_slope_interp"] > -0.2
-    assert other["ntk_u_net_best"] < other["ntk_u_interp"] / 3
-    assert other["ntk_time_ratio_min"] > 1
+    for claim in CLAIMS:
+        claim(other)
+    other.assert_checks_pass()
 
 
 @pytest.mark.full
 def test_full_settings():
     full = run_chapter("ntk", quick=False)
+    for claim in CLAIMS:
+        claim(full)
+    full.assert_checks_pass()
     assert full["ntk_kernel_widest"] == 16384 and -0.65 < full["ntk_kernel_slope"] < -0.35
     assert full["ntk_lazy_widest"] == 4096
-    assert full["ntk_u_width"] == 2048 and full["ntk_u_gap_pct"] < 15 and full["ntk_u_best_ratio"] < 1.3
+    assert full["ntk_u_width"] == 2048
     assert full["ntk_stop_gain_min"] >= 5
     assert full["ntk_size_slope_cp"] < -0.5 and full["ntk_size_slope_interp"] > -0.2
     assert full["ntk_time_ratio_min"] > 1 and full["ntk_time_ratio_large_t"] > 3
+
+
