@@ -30,7 +30,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from scipy import stats
 from torch import Tensor
 
 from ._checks import (
@@ -75,6 +74,8 @@ def _order_indices(n: int, delta: Tensor, confidence: float) -> tuple[Tensor, Te
     # k = n - floor(delta n): the smallest k with #(errors > err_(k)) <= delta n. The
     # relative 1e-12 guards against delta n landing just below an integer in floating point.
     k = (n - torch.floor(delta * n * (1 + 1e-12))).clamp(1, n).long()
+    from scipy import stats  # here, not at the top: it costs every chapter ~0.5 s of import time
+
     tail = (1 - confidence) / 2
     p = (1 - delta).cpu().numpy()
     lo = torch.as_tensor(stats.binom.ppf(tail, n, p), dtype=torch.float64).long()
