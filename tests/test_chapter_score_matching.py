@@ -93,6 +93,7 @@ def test_quantile_error_is_not_below_the_rms(chapter):
     assert chapter["sm_dq_ratio_max"] < 3  # near the Gaussian 1.96, far below Markov's 4.47
     # D^delta <= RMS / sqrt(delta) is Markov's inequality for the sample itself: exact
     assert chapter["sm_dq_ratio_max"] <= chapter["sm_markov_factor"]
+    assert 1 < chapter["sm_dq_ratio_gamma"] < 3  # the ratio the text quotes at t = gamma
 
 
 def test_paired_excess_equals_l2_error(chapter):
@@ -108,6 +109,7 @@ def test_samplers(chapter):
     """Exact score: W1 within the spread of W1 for true samples; learned score: clearly worse."""
     assert chapter["sm_w1_exact"] < chapter["sm_w1_null_mean"] + 4 * chapter["sm_w1_null_sd"]
     assert chapter["sm_w1_learned_z"] > 4
+    assert chapter["sm_w1_learned"] > chapter["sm_w1_exact"] + 4 * chapter["sm_w1_null_sd"]
 
 
 def test_ex1_constant_term_of_the_expansion(chapter):
