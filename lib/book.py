@@ -8,6 +8,7 @@ the page shows the computed value and the tests can read it from the executed no
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import random
@@ -68,9 +69,27 @@ def record(name: str, value: object) -> None:
             raise ValueError(f"value of record({name!r}) must be finite (the text quotes it), got {value}")
     elif not isinstance(value, (int, str)):
         raise TypeError(f"value of record({name!r}) must be a number or a string, got {type(value).__name__}")
-    try:
-        from myst_nb import glue
-    except ImportError:  # no book toolchain: show the number instead of gluing it
+    if not glue_hidden(name, value):  # no book toolchain: show the number instead of gluing it
         print(f"{name} = {value}")
-        return
-    glue(name, value, display=False)
+
+
+GLUE_PREFIX = "application/papermill.record/"  # myst-nb's mime prefix for a glued value not shown
+
+
+def glue_hidden(name: str, value: object) -> bool:
+    """Glue ``value`` under ``name`` as ``myst_nb.glue(name, value, display=False)`` does.
+
+    The same display call, made here because importing ``myst_nb``'s glue module imports
+    nbformat and jsonschema: about 1.4 s of CPU, a tenth of a chapter's quick run, for a
+    function of four lines. Returns ``False`` (and glues nothing) where myst-nb or IPython
+    is not installed. ``tests/test_book_helpers.py`` checks the call against myst-nb's own.
+    """
+    if importlib.util.find_spec("myst_nb") is None or importlib.util.find_spec("IPython") is None:
+        return False
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display
+
+    bundle, metadata = format_display_data(value)
+    metadata["scrapbook"] = {"name": name, "mime_prefix": GLUE_PREFIX}
+    display({GLUE_PREFIX + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
+    return True

@@ -72,7 +72,7 @@ def _texts_and_scale(fig, column_px: float) -> tuple[list, float]:
     """The figure's visible texts and its shown px per point (after a draw)."""
     from matplotlib.text import Text
 
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # the layout of a draw without rasterising: the same sizes, half the time
     # A tight save adds savefig.pad_inches on each side of the tight box.
     tight = fig.get_tightbbox(fig.canvas.get_renderer()).width + 2 * mpl.rcParams["savefig.pad_inches"]
     scale = shown_px_per_pt(max(fig.get_size_inches()[0], tight), fig.dpi, column_px)
@@ -94,18 +94,21 @@ def make_readable(fig, *, column_px: float = COLUMN_PX, min_px: float = MIN_TEXT
     w, h = fig.get_size_inches()
     if w > max_width_in:
         fig.set_size_inches(max_width_in, h * max_width_in / w)
+    changed = True
     for _ in range(4):  # enlarging text can widen the tight box: settle in a few rounds
         texts, scale = _texts_and_scale(fig, column_px)
         need = min_px / scale
         small = [t for t in texts if t.get_fontsize() < need - 1e-6]
         if not small:
+            changed = False
             break
         for ax in fig.axes:  # tick labels through tick_params, so new ticks inherit the size
             if any(t.get_fontsize() < need for t in ax.get_xticklabels() + ax.get_yticklabels()):
                 ax.tick_params(axis="both", which="both", labelsize=need)
         for t in small:
             t.set_fontsize(need)
-    texts, scale = _texts_and_scale(fig, column_px)
+    if changed:  # a draw costs as much as the figure's own rendering: redraw only after a change
+        texts, scale = _texts_and_scale(fig, column_px)
     return min(t.get_fontsize() for t in texts) * scale if texts else float("inf")
 
 

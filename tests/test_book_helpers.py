@@ -42,3 +42,19 @@ def test_explore_bad_controls():
         lib.explore(print, {"a": (0, 1, 1, 5)})
     with pytest.raises(TypeError, match="draw must be callable"):
         lib.explore(3, {"a": (0, 1, 1, 0)})
+
+
+def test_record_makes_the_display_call_of_myst_nb_glue(monkeypatch):
+    """lib.record glues without importing myst-nb's glue module (slow: nbformat, jsonschema);
+    its display call must be the one myst_nb.glue(name, value, display=False) makes."""
+    import IPython.display
+    import myst_nb.ext.glue
+
+    calls = {}
+    monkeypatch.setattr(myst_nb.ext.glue, "ipy_display", lambda *a, **k: calls.setdefault("myst_nb", (a, k)))
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: calls.setdefault("lib", (a, k)))
+    for value in (0.125, 7, "PASS"):
+        calls.clear()
+        myst_nb.glue("key", value, display=False)
+        lib.record("key", value)
+        assert calls["lib"] == calls["myst_nb"]

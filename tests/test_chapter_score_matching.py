@@ -33,7 +33,10 @@ def test_score_is_not_of_size_one_over_s_but_label_noise_is(chapter):
     inv = 1 / -math.expm1(-2e-3)
     assert chapter["sm_inv_s2_gamma"] == pytest.approx(inv, rel=1e-12)
     assert chapter["sm_score_sq_gamma"] == pytest.approx(2.2985, abs=1e-3)
-    assert chapter["sm_C_gamma"] == pytest.approx(inv - chapter["sm_score_sq_gamma"], rel=1e-9)
+    # C_t = E tr Cov(-z/s_t | x_t): the quadrature value against a Monte-Carlo mean of the
+    # label variance (second-order Tweedie, autograd Hessian of the exact score), 4 SE
+    assert abs(chapter["sm_C_gamma"] - chapter["sm_label_var_mean"]) < 4 * chapter["sm_label_var_se"]
+    assert chapter["sm_label_var_se"] < 0.01 * chapter["sm_C_gamma"]
     # narrow component (weight 1/2, variance 1e-4): E|score|^2 ~ 0.5 / (1e-4 + s^2) ~ 0.47 / s^2
     assert 0.3 * inv < chapter["sm_score_sq_gamma_narrow"] < inv
 
@@ -88,8 +91,9 @@ def test_quantile_error_is_not_below_the_rms(chapter):
     between 1 and Markov's 1/sqrt(delta)."""
     assert chapter["sm_dq_ratio_min"] > 1
     assert chapter["sm_dq_ratio_max"] < 3  # near the Gaussian 1.96, far below Markov's 4.47
-    assert chapter["sm_dq_ratio_min"] <= chapter["sm_dq_ratio_gamma"] <= chapter["sm_dq_ratio_max"]
-    assert chapter["sm_markov_factor"] == pytest.approx(1 / math.sqrt(chapter["sm_delta"]))
+    # D^delta <= RMS / sqrt(delta) is Markov's inequality for the sample itself: exact
+    assert chapter["sm_dq_ratio_max"] <= chapter["sm_markov_factor"]
+    assert 1 < chapter["sm_dq_ratio_gamma"] < 3  # the ratio the text quotes at t = gamma
 
 
 def test_paired_excess_equals_l2_error(chapter):
@@ -105,6 +109,7 @@ def test_samplers(chapter):
     """Exact score: W1 within the spread of W1 for true samples; learned score: clearly worse."""
     assert chapter["sm_w1_exact"] < chapter["sm_w1_null_mean"] + 4 * chapter["sm_w1_null_sd"]
     assert chapter["sm_w1_learned_z"] > 4
+    assert chapter["sm_w1_learned"] > chapter["sm_w1_exact"] + 4 * chapter["sm_w1_null_sd"]
 
 
 def test_ex1_constant_term_of_the_expansion(chapter):
@@ -146,3 +151,9 @@ def test_full_settings():
     assert full["sm_max_identity_z"] < 4
     assert full["sm_dq_ratio_min"] > 1
     assert full["sm_inj_max_excess"] < 2 * KS_99 / math.sqrt(full["sm_inj_n"])
+
+
+def test_gradable_exercises_pass(chapter):
+    """The chapter's own answers to ex-sm-1 (Gaussian DSM minimum) and ex-sm-2 (two-component
+    denoiser) pass their checks against lib's references."""
+    chapter.assert_checks_pass()

@@ -331,11 +331,9 @@ def _show(value: Any) -> str:
 
 def _glued(result: Result) -> Result:
     """Record the status for the book's tests (myst-nb glue); silent where myst-nb is absent."""
-    try:
-        from myst_nb import glue
-    except ImportError:
-        return result
-    glue(f"check:{result.label}", result.status, display=False)
+    from ..book import glue_hidden
+
+    glue_hidden(f"check:{result.label}", result.status)
     return result
 
 
