@@ -57,7 +57,9 @@ def test_clean_page_passes_and_each_fault_is_reported(tmp_path):
         "mathjax-error.html": GOOD + r"<p>\(x^1^2\)</p>",
         "wide-table.html": GOOD + '<table id="cut" style="width:700px"><tr><td>x</td></tr></table>',
         "wide-scrolls.html": GOOD + '<div style="overflow-x:auto"><table style="width:700px"><tr><td>x</td></tr>'
-                             '</table></div><pre style="overflow-x:auto">' + "x " * 200 + "</pre>",
+                             '</table></div><pre style="overflow-x:auto">' + "x " * 200 + "</pre>"
+                             '<div style="overflow:hidden"><div style="visibility:hidden"><table style="width:700px">'
+                             '<tr><td>a closed drawer</td></tr></table></div></div>',
         "sideways.html": GOOD + '<div style="width:700px">a row of text wider than a phone</div>',
     })
     out = tmp_path / "shots"

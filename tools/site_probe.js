@@ -105,6 +105,7 @@
   };
   const beyond = (r) => r.width > 0 && (r.left < -1 || r.right > screen + 1);
   for (const el of main.querySelectorAll(wide)) {
+    if (getComputedStyle(el).visibility !== "visible") continue; // e.g. the closed page-contents drawer
     const r = extent(el);
     if (!beyond(r)) continue;
     const outer = el.parentElement && el.parentElement.closest(wide);
