@@ -16,10 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="no chromium (make test-site installs it)")
 
 HEAD = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <script>window.MathJax = {{tex: {{inlineMath: [["\\\\(", "\\\\)"]]}}}};</script>
 <script defer src="mathjax/es5/tex-mml-chtml.js"></script>
-<style>main {{ width: 600px; }} .solution .body {{ display: none; }} .solution.open .body {{ display: block; }}</style>
+<style>main {{ max-width: 600px; }} .solution .body {{ display: none; }}
+.solution.open .body {{ display: block; }}</style>
 </head><body><main>{body}</main>
 <script>document.querySelectorAll('.solution .admonition-title').forEach(
   (t) => t.addEventListener('click', () => t.parentElement.classList.toggle('open')));</script>
@@ -53,6 +55,12 @@ def test_clean_page_passes_and_each_fault_is_reported(tmp_path):
         "overflow.html": GOOD + f'<div class="math" id="equation-wide">\\[ {long_sum} \\]</div>',
         "visible.html": GOOD.replace('class="solution admonition"', 'class="solution admonition open"'),
         "mathjax-error.html": GOOD + r"<p>\(x^1^2\)</p>",
+        "wide-table.html": GOOD + '<table id="cut" style="width:700px"><tr><td>x</td></tr></table>',
+        "wide-scrolls.html": GOOD + '<div style="overflow-x:auto"><table style="width:700px"><tr><td>x</td></tr>'
+                             '</table></div><pre style="overflow-x:auto">' + "x " * 200 + "</pre>"
+                             '<div style="overflow:hidden"><div style="visibility:hidden"><table style="width:700px">'
+                             '<tr><td>a closed drawer</td></tr></table></div></div>',
+        "sideways.html": GOOD + '<div style="width:700px">a row of text wider than a phone</div>',
     })
     out = tmp_path / "shots"
     results = check_site.run(site, out)
@@ -72,6 +80,14 @@ def test_clean_page_passes_and_each_fault_is_reported(tmp_path):
     assert len(over) == 1 and "#equation-wide" in over[0] and "x_{0}^{2} + x_{1}^{2}" in over[0]
     assert (out / "overflow.overflow-1.png").stat().st_size > 0
     assert not any("overflows" in p for p in problems_of(results, "overflow.html", "390-light"))  # desktop only
+    # On a phone: content wider than the screen must scroll in its own box, and the page must not scroll
+    phone = problems_of(results, "overflow.html", "390-light")
+    assert any("cut off: mjx-container" in p and "x_{0}^{2}" in p for p in phone), phone
+    cut = [p for p in problems_of(results, "wide-table.html", "390-light") if "cut off" in p]
+    assert len(cut) == 1 and cut[0].startswith("wider than the 390 px screen and cut off: table#cut (700 px"), cut
+    assert problems_of(results, "wide-table.html") == [] and problems_of(results, "wide-scrolls.html", "390-dark") == []
+    assert any(p.startswith("page scrolls sideways") for p in problems_of(results, "sideways.html", "390-light"))
+    assert problems_of(results, "sideways.html") == []
     assert any("solution visible before it is opened" in p for p in problems_of(results, "visible.html"))
     assert any(p.startswith("MathJax error") for p in problems_of(results, "mathjax-error.html"))
     assert (out / "index.1280-dark.png").stat().st_size > 0 and (out / "index.390-light.png").exists()

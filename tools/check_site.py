@@ -6,9 +6,11 @@ Each page is served over HTTP from a local server (as a reader's browser would g
 loaded at 1280 px and 390 px, in the light and dark colour scheme. Failures: a console
 error or uncaught exception; a request leaving the site; a failed request or an HTTP error
 status; a MathJax error; raw TeX (``$...$``, ``\\(``) in the text; a display equation wider than
-its box at 1280 px; an image that did not load; a solution visible before it is opened or
-that cannot be opened; raw TeX in the search page's snippets. A screenshot of each page in
-each mode, and of each overflowing equation, goes to ``--out``, with ``report.json``.
+its box at 1280 px; at 390 px, a page that scrolls sideways or content (figures, tables,
+equations, code) wider than the screen that no scrolling box of its own holds; an image
+that did not load; a solution visible before it is opened or that cannot be opened; raw TeX
+in the search page's snippets. A screenshot of each page in each mode, and of each
+overflowing equation, goes to ``--out``, with ``report.json``.
 Exit status 1 when anything failed.
 """
 
@@ -120,6 +122,10 @@ def probe_problems(res: dict, width: int) -> list[str]:
     if width >= 1000:
         problems += [f"display equation overflows ({o['width']} px in {o['box']} px) near #{o['id']}: {o['tex']}"
                      for o in res["overflowing"]]
+    if width < 1000:  # on a phone: nothing wider than the screen unless its own box scrolls
+        if res["pageWidth"] > width + 1:  # (a page without a viewport tag is laid out 980 px wide)
+            problems.append(f"page scrolls sideways: {res['pageWidth']} px wide on a {width} px screen")
+        problems += [f"wider than the {width} px screen and cut off: {c}" for c in res["cutOff"]]
     problems += [f"solution visible before it is opened: {s}" for s in res["solutionsVisible"]]
     problems += [f"solution cannot be opened: {s}" for s in res["solutionsUnopenable"]]
     return problems

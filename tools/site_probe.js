@@ -73,6 +73,46 @@
   }
   out.overflowing = over;
 
+  // Content wider than the screen that no scrolling box holds: cut off for the reader (on a
+  // phone, wide figures, tables and equations must scroll inside their own box instead).
+  const screen = document.documentElement.clientWidth;
+  const describe = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+    (el.getAttribute("src") ? " " + el.getAttribute("src").split("/").pop().slice(0, 24) : "") +
+    (texOf(el) ? " " + texOf(el).replace(/\s+/g, " ").trim().slice(0, 60) : "");
+  const reachable = (el) => {
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (/(auto|scroll)/.test(getComputedStyle(a).overflowX)) {
+        const r = a.getBoundingClientRect();
+        return r.left >= -1 && r.right <= screen + 1;
+      }
+    }
+    return false;
+  };
+  out.cutOff = [];
+  const wide = 'img, table, pre, figure, svg, video, iframe, mjx-container[display="true"]';
+  const scrolls = (el) => /(auto|scroll)/.test(getComputedStyle(el).overflowX);
+  // The extent of what the element shows: its box, or its content where that spills out
+  // (an equation wider than its container, a code line wider than its block).
+  const extent = (el) => {
+    const b = el.getBoundingClientRect();
+    let right = b.right;
+    if (!scrolls(el)) {
+      right = Math.max(right, b.left + el.scrollWidth);
+      const m = el.tagName === "MJX-CONTAINER" && el.querySelector("mjx-math");
+      if (m) right = Math.max(right, m.getBoundingClientRect().right);
+    }
+    return { left: b.left, right, width: right - b.left };
+  };
+  const beyond = (r) => r.width > 0 && (r.left < -1 || r.right > screen + 1);
+  for (const el of main.querySelectorAll(wide)) {
+    if (getComputedStyle(el).visibility !== "visible") continue; // e.g. the closed page-contents drawer
+    const r = extent(el);
+    if (!beyond(r)) continue;
+    const outer = el.parentElement && el.parentElement.closest(wide);
+    if (outer && main.contains(outer) && beyond(extent(outer))) continue; // judged as the outer one
+    if (!reachable(el)) out.cutOff.push(`${describe(el)} (${Math.round(r.width)} px, right edge at ${Math.round(r.right)} px)`);
+  }
+
   // Solutions: hidden until opened, visible once opened.
   const sols = [...document.querySelectorAll("div.solution, details.solution, .solution.dropdown")];
   const shown = (el) => el && el.offsetParent !== null && el.getBoundingClientRect().height > 0;
@@ -112,6 +152,7 @@
   }
   out.downloads = files.length;
   out.pageWidth = document.documentElement.scrollWidth;
+  out.screenWidth = screen;
   out.title = document.title;
   return out;
 })()
