@@ -69,14 +69,14 @@ def record(name: str, value: object) -> None:
             raise ValueError(f"value of record({name!r}) must be finite (the text quotes it), got {value}")
     elif not isinstance(value, (int, str)):
         raise TypeError(f"value of record({name!r}) must be a number or a string, got {type(value).__name__}")
-    if not glue_hidden(name, value):  # no book toolchain: show the number instead of gluing it
+    if not _glue_hidden(name, value):  # no book toolchain: show the number instead of gluing it
         print(f"{name} = {value}")
 
 
 GLUE_PREFIX = "application/papermill.record/"  # myst-nb's mime prefix for a glued value not shown
 
 
-def glue_hidden(name: str, value: object) -> bool:
+def _glue_hidden(name: str, value: object) -> bool:
     """Glue ``value`` under ``name`` as ``myst_nb.glue(name, value, display=False)`` does.
 
     The same display call, made here because importing ``myst_nb``'s glue module imports

@@ -331,9 +331,9 @@ def _show(value: Any) -> str:
 
 def _glued(result: Result) -> Result:
     """Record the status for the book's tests (myst-nb glue); silent where myst-nb is absent."""
-    from ..book import glue_hidden
+    from ..book import _glue_hidden
 
-    glue_hidden(f"check:{result.label}", result.status)
+    _glue_hidden(f"check:{result.label}", result.status)
     return result
 
 
