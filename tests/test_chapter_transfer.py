@@ -7,7 +7,7 @@ degrees of freedom (3.18 for four seeds: "2 SE" would be a 93 % one-sided criter
 are the chapter's: fine-tuning below scratch at small m with the gap shrinking, in and out of
 domain; non-diverse sources stall; more sources help; the gradable exercises' solutions pass.
 Quick mode runs no d' = 1 encoder, no longer-trained scratch and skips the digits: the d' floor
-(against the exact floor of a one-dimensional representation), "equal steps do not handicap
+(against the exact floor of a one-dimensional representation), "longer training does not help
 scratch" and the digit claims are checked at full settings (marked ``full``; run them with
 ``pytest tests/test_chapter_transfer.py -m full``).
 """
@@ -103,7 +103,7 @@ def test_full_too_small_representation_leaves_a_floor(full):
 
 
 @pytest.mark.full
-def test_full_equal_steps_do_not_handicap_scratch(full):
+def test_full_longer_training_does_not_help_scratch(full):
     """Scratch with LONG x the steps is worse than with equal steps (by Z SE, paired), at the
     smallest and the largest m, and fine-tuning with the original budget still beats it at the
     smallest m."""
