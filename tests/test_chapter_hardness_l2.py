@@ -190,6 +190,14 @@ def test_solution_cell_hedging_score(chapter):
     assert p_none == pytest.approx(0.99**50, rel=1e-12)
     assert 0.25 * p_none < chapter["hd_ex3_wrong_freq"] < p_none + 3.3 * binom_se(p_none, n)
     assert 0.05 < chapter["hd_ex3_sym_freq"] < 1 - chapter["hd_ex3_wrong_freq"]
+    # conditionally on the sample: with a minority point a far score wins only when that point's
+    # noised value lands beyond the crossing point x* = -b/2 - lambda/b (P ~ 0.011 for one point,
+    # then about half the time): expected rate <~ 0.006, so 0.02 is > 5 binomial SE above it for ~800
+    # such samples; without one, the four fit about equally well and the far two win about half
+    n_seen = chapter["hd_ex3_n_seen"]
+    assert abs(n_seen / n - (1 - p_none)) < 3.3 * binom_se(p_none, n)
+    assert chapter["hd_ex3_far_given_seen"] < 0.02
+    assert 0.25 < chapter["hd_ex3_far_given_unseen"] < 0.75
 
 
 def test_gradable_exercises_pass(chapter):
