@@ -164,6 +164,9 @@ def test_samplers_with_wrong_scores_are_eta_close(chapter):
     assert chapter["hd_var_main"] == pytest.approx(chapter["hd_v_out"], abs=4 * chapter["hd_v_out"] * math.sqrt(2 / n))
     # the L2 error of -x at t = 0.1 is eta R^2 e^{-0.2} (quadrature), 80 times the TV it costs
     assert chapter["hd_l2_main_t01"] == pytest.approx(eta * 100 * math.exp(-0.2), rel=0.01)
+    # "within 5% while a_t R >~ 5.5 (t <~ 0.6)": at t = 0.6 both wrong scores' L2 errors are within 5%
+    # below eta b^2 (quadrature, 1e-12 accurate; independent scipy value 0.9649 for -x, 0.9782 for g2)
+    assert 0.95 < chapter["hd_sep_ratio_t06"] < 1
 
 
 def test_l2_grows_with_r_while_tv_stays_at_eta(chapter):
@@ -187,6 +190,14 @@ def test_solution_cell_hedging_score(chapter):
     assert p_none == pytest.approx(0.99**50, rel=1e-12)
     assert 0.25 * p_none < chapter["hd_ex3_wrong_freq"] < p_none + 3.3 * binom_se(p_none, n)
     assert 0.05 < chapter["hd_ex3_sym_freq"] < 1 - chapter["hd_ex3_wrong_freq"]
+    # conditionally on the sample: with a minority point a far score wins only when that point's
+    # noised value lands beyond the crossing point x* = -b/2 - lambda/b (P ~ 0.011 for one point,
+    # then about half the time): expected rate <~ 0.006, so 0.02 is > 5 binomial SE above it for ~800
+    # such samples; without one, the four fit about equally well and the far two win about half
+    n_seen = chapter["hd_ex3_n_seen"]
+    assert abs(n_seen / n - (1 - p_none)) < 3.3 * binom_se(p_none, n)
+    assert chapter["hd_ex3_far_given_seen"] < 0.02
+    assert 0.25 < chapter["hd_ex3_far_given_unseen"] < 0.75
 
 
 def test_gradable_exercises_pass(chapter):

@@ -3,12 +3,13 @@
 * ``ex-hd-5``: the exact score ``g_1`` of the noised hardness pair member
   ``p_1 = (1 - eta) N(0, 1) + eta N(-R, 1)`` at time ``t`` (Gupta et al., 2024);
   reference :meth:`lib.mixtures.GaussianMixture.score` of :func:`lib.hardness_pair`, exact in
-  float64, so the tolerance is rounding (``1e-9`` relative, ``1e-9`` absolute on values up to ~40).
+  float64, so the tolerance is rounding (``1e-9`` relative, ``1e-9`` absolute where the score
+  crosses zero; values reach a few hundred at the crossing point ``x*`` when ``b`` is small).
 * ``ex-hd-6``: the squared L2 distance ``E_{q_{1,t}}(g_1 - g_2)^2`` of the pair's two scores by
   quadrature; reference :func:`lib.hardness.score_l2_distance_1d`, whose trapezoid rule on twelve
   standard deviations (8001 nodes) is exact to ~1e-12 relative; an answer on a coarser grid of its own is
   within ``1e-6`` relative (the tolerance), while the approximation ``eta b^2`` is off by up to
-  order one when ``b = a_t R`` is small (the inputs cover ``b`` from ~0.3 to 20).
+  order one when ``b = a_t R`` is small (the inputs cover ``b`` from ~0.03 to 30).
 """
 
 from __future__ import annotations
