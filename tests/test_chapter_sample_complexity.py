@@ -177,6 +177,8 @@ def test_full_settings():
     assert full["sc_budget_over_stat_last"] < 0.5
     assert full["sc_stat_hat"] > full["sc_stat_trained_opt"]
     assert full["sc_stat_hat_closer_frac"] < 0.5
+    assert full["sc_hat_closer_frac"] < 0.5  # "the worse one in most pairs", against the score too
+    assert full["sc_floor_over_stat_last"] > 0.25  # the label-noise floor at the largest m
 
 
 def test_gradable_exercises_pass(chapter):
