@@ -25,6 +25,8 @@ def test_objective_at_the_score_is_the_minimum(chapter):
     """Theorem (DSM): L_t(score) = C_t; two independent Monte-Carlo estimates, 4 SE."""
     diff = chapter["sm_obj_at_score"] - chapter["sm_dsm_min"]
     assert abs(diff) < 4 * math.hypot(chapter["sm_obj_at_score_se"], chapter["sm_dsm_min_se"])
+    # "the larger part of d/s_t^2" (2-D mixture at t = 0.1: C_t = 6.895 by 2e6-draw Monte Carlo)
+    assert 0.5 * chapter["sm_d_over_s2_check"] < chapter["sm_dsm_min"] < chapter["sm_d_over_s2_check"]
 
 
 def test_score_is_not_of_size_one_over_s_but_label_noise_is(chapter):
