@@ -9,6 +9,7 @@ run) and graded.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 import sys
@@ -406,3 +407,18 @@ def test_publish_copies_only_student_notebooks(real, tmp_path):
     for ch in chapters:
         assert (site / f"{ch.name}.ipynb").read_bytes() == (out / "student" / f"{ch.name}.ipynb").read_bytes()
     assert "instructor" not in (site / "index.html").read_text()
+
+
+def test_numbers_only_a_full_run_computes_come_from_the_built_book(demo, tmp_path):
+    """A full-settings-only experiment glues nothing in a quick run: its numbers are the book's."""
+    chapter, _ = demo
+    executed = tmp_path / "jupyter_execute" / "book" / f"{chapter.name}.ipynb"
+    executed.parent.mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), executed)
+    shown = {"output_type": "display_data", "data": {"text/plain": "{}"}, "metadata": {}}
+    executed.with_suffix(".glue.json").write_text(json.dumps(
+        {"full_only": {**shown, "data": {"text/plain": "0.125"}},
+         "n_points": {**shown, "data": {"text/plain": "1000"}}}))
+    built = assign.built_values(tmp_path, chapter)
+    assert built == {"full_only": 0.125, "n_points": 1000}
+    assert assign.built_values(tmp_path / "nowhere", chapter) == {}

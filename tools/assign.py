@@ -289,6 +289,15 @@ def _execute_quick(path: Path, timeout: int) -> dict[str, object]:
 # ---------------------------------------------------------------- writing the notebooks
 
 
+def built_values(build_dir: Path, chapter: Chapter) -> dict[str, object]:
+    """The values the book build glued for ``chapter`` (empty if it was not built).
+
+    A quick run computes most of what the text quotes; a few experiments run at full settings
+    only, and for those the notebook quotes the book's own (full-settings) numbers."""
+    executed = Path(build_dir) / "jupyter_execute" / "book" / f"{chapter.name}.ipynb"
+    return export.executed_glued(executed) if executed.exists() else {}
+
+
 def assignment_notebooks(chapter: Chapter, index: export.BookIndex, glued: Mapping[str, object], *,
                          install: str = "", repo: str = "", version: str | None = None,
                          ) -> dict[str, nbformat.NotebookNode]:
@@ -444,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         chapters = generate(args.chapters or toc_chapters(), out, index, install=f"git+{repo}" if repo else "",
                             repo=repo, jobs=args.jobs,
-                            glued_for=lambda ch: quick_run(ch, out / ".quick-runs"))
+                            glued_for=lambda ch: {**built_values(args.build, ch),
+                                                  **quick_run(ch, out / ".quick-runs")})
     except (AssignError, export.ExportError) as exc:
         print(f"make assignments failed: {exc}")
         return 1

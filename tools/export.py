@@ -195,6 +195,15 @@ def glued_from_build(path: Path) -> dict[str, object]:
     return found
 
 
+def executed_glued(executed: Path, nb: nbformat.NotebookNode | None = None) -> dict[str, object]:
+    """The values glued by a chapter the book build executed (its notebook and its glue file)."""
+    executed = Path(executed)
+    glued = glued_values(nb if nb is not None else nbformat.read(executed, as_version=4))
+    if executed.with_suffix(".glue.json").exists():
+        glued.update(glued_from_build(executed.with_suffix(".glue.json")))
+    return glued
+
+
 def _parse_glued(found: dict[str, object], name: str, text: str | None) -> None:
     import ast
 
@@ -416,10 +425,7 @@ def reader_notebooks(build_dir: Path, index: BookIndex, chapters: Iterable[str],
             # myst-nb's cache mode writes the notebook without the cached outputs
             raise ExportError(f"{executed} has no outputs: myst-nb's cache mode writes notebooks without "
                               "them; build with execute_notebooks: force (as make book does)")
-        glued = glued_values(nb)
-        if executed.with_suffix(".glue.json").exists():
-            glued.update(glued_from_build(executed.with_suffix(".glue.json")))
-        reader = convert(nb, index, glued=glued, solutions="keep", install=install)
+        reader = convert(nb, index, glued=executed_glued(executed, nb), solutions="keep", install=install)
         for i, cell in enumerate(reader.cells):  # stable ids: regenerating gives the same bytes
             cell["id"] = f"cell-{i}"
         path = out_dir / f"{Path(docname).name}.ipynb"
