@@ -57,9 +57,10 @@ def test_fine_tune_beats_scratch_at_small_m_and_the_gap_shrinks(chapter, dom):
     """Against early-stopped scratch (``gap``); the equal-step gaps are glued too (``gap_eq``)."""
     z = z_value(chapter)
     small, small_se = chapter[f"tr_{dom}_gap_small"], chapter[f"tr_{dom}_gap_small_se"]
-    large, large_se = chapter[f"tr_{dom}_gap_large"], chapter[f"tr_{dom}_gap_large_se"]
+    shrink, shrink_se = chapter[f"tr_{dom}_gap_shrink"], chapter[f"tr_{dom}_gap_shrink_se"]
     assert small > z * small_se
-    assert small - large > z * (small_se**2 + large_se**2) ** 0.5
+    assert abs(shrink - (small - chapter[f"tr_{dom}_gap_large"])) < 1e-6  # paired mean = difference of means
+    assert shrink > z * shrink_se  # per seed: gap(m_small) - gap(m_large)
 
 
 @pytest.mark.parametrize("dom", ["in", "out"])
