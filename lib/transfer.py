@@ -28,9 +28,10 @@ Used in: chap-transfer.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -307,9 +308,11 @@ class SharedEncoderScore(nn.Module):
 
 @dataclass
 class TransferTrainResult:
-    """Per-run training losses, shape ``(steps, R)``."""
+    """Per-run training losses, shape ``(steps, R)``, and copies of the model after the requested
+    ``snapshots`` steps (step -> model)."""
 
     losses: Tensor
+    snapshots: dict[int, SharedEncoderScore] = field(default_factory=dict)
 
     @property
     def final_loss(self) -> Tensor:
@@ -320,7 +323,7 @@ class TransferTrainResult:
 def fit(model: SharedEncoderScore, x: Tensor, y: Tensor | None = None, *, features: Tensor | None = None,
         counts: Tensor | None = None, steps: int = 1000, lr: float = 3e-3, batch_size: int | None = None,
         t_range: tuple[float, float] = (0.01, 2.0), seeds: Sequence[int] | None = None,
-        progress: bool = True) -> TransferTrainResult:
+        snapshots: Sequence[int] = (), progress: bool = True) -> TransferTrainResult:
     """Minimise the conditional DSM objective (module docstring) for every run of ``model`` at once.
 
     ``x`` is ``(R, K, n, d_x)``: run ``r``'s pairs for its ``K`` heads (head ``k`` uses its first
@@ -331,7 +334,9 @@ def fit(model: SharedEncoderScore, x: Tensor, y: Tensor | None = None, *, featur
     mean over its active heads of each head's mean over its minibatch of ``min(batch_size, count)``
     rows. Adam (torch defaults) with the cosine schedule ``lr (1 + cos(pi k / steps)) / 2``;
     run ``r`` draws minibatches, times and noise from its own generator seeded ``seeds[r]``, so a
-    batch of runs trains each run as if it were alone (Adam is elementwise).
+    batch of runs trains each run as if it were alone (Adam is elementwise). ``snapshots`` lists
+    steps (1..steps) after which a copy of the model is kept (checkpoints of the one run, for
+    early stopping: the schedule is still the one of ``steps``).
     """
     if not isinstance(model, SharedEncoderScore):
         raise TypeError(f"model must be a SharedEncoderScore, got {type(model).__name__}")
@@ -346,6 +351,7 @@ def fit(model: SharedEncoderScore, x: Tensor, y: Tensor | None = None, *, featur
     if counts.shape != (R, K) or (counts < 0).any() or (counts > n).any() or (counts.sum(1) == 0).any():
         raise ValueError(f"counts must have shape ({R}, {K}) with entries in [0, {n}] and a positive sum per run")
     steps = check_int(steps, "steps")
+    snaps = {check_int(k, "snapshots[i]", high=steps) for k in snapshots}
     lr = check_real(lr, "lr", low=0.0, low_open=True)
     b = n if batch_size is None else check_int(batch_size, "batch_size")
     lo = check_real(t_range[0], "t_range[0]", low=0.0, low_open=True)
@@ -365,6 +371,7 @@ def fit(model: SharedEncoderScore, x: Tensor, y: Tensor | None = None, *, featur
     base = torch.arange(nb).expand(R, K, nb).clamp(max=n - 1)
     rr, kk = torch.arange(R)[:, None, None], torch.arange(K)[None, :, None]
     losses = torch.empty(steps, R, dtype=torch.float64)
+    kept: dict[int, SharedEncoderScore] = {}
     for step in tqdm(range(steps), desc="conditional DSM", disable=not progress, leave=False):
         u, logt, z = _draws(gens, K, nb, model.d_x, dtype)
         idx = torch.where(full, base, (u * counts[..., None].to(dtype)).long().clamp(max=n - 1))
@@ -385,7 +392,9 @@ def fit(model: SharedEncoderScore, x: Tensor, y: Tensor | None = None, *, featur
         loss.sum().backward()
         opt.step()
         losses[step] = loss.detach()
-    return TransferTrainResult(losses)
+        if step + 1 in snaps:
+            kept[step + 1] = copy.deepcopy(model)
+    return TransferTrainResult(losses, kept)
 
 
 def _draws(gens: list[torch.Generator], K: int, nb: int, d: int, dtype: torch.dtype):
@@ -572,18 +581,34 @@ def load_digit_tasks(noise_sd: float = 1.0, pool: int = 100, target: int = 0,
 
 
 def heldout_dsm(model: SharedEncoderScore, x: Tensor, y: Tensor, n_times: int = 12,
-                t_range: tuple[float, float] = (0.01, 2.0), generator: torch.Generator | None = None) -> Tensor:
-    """The weighted conditional DSM objective of head 0 on held-out pairs ``(x, y)`` (``(N, d_x)``,
-    ``(N, D_y)``), at grid times with one noise draw per pair and time shared by all runs; ``(R,)``.
-    On real data its minimum is unknown: compare runs by differences."""
+                t_range: tuple[float, float] = (0.01, 2.0), generator: torch.Generator | None = None,
+                counts: Sequence[int] | Tensor | None = None) -> Tensor:
+    """The weighted conditional DSM objective of head 0 on held-out pairs, per run; ``(R,)``:
+    ``E_t E |s_t f(x_t, h(y), t) + z|^2`` with ``x_t = e^{-t} x + s_t z`` at the grid times, one noise
+    draw per pair and time shared by all runs (so runs compare by paired differences).
+    ``x``, ``y`` are ``(N, d_x)``, ``(N, D_y)`` (shared by the runs) or ``(R, N, .)`` (each run its
+    own pairs, of which run ``r`` uses the first ``counts[r]``). On real data the minimum is
+    unknown: compare runs by differences."""
     x, y = as_tensor(x, "x", dtype=torch.float32), as_tensor(y, "y", dtype=torch.float32)
-    times = log_time_grid(n_times, t_range).float()
-    N, d, T, R = x.shape[0], x.shape[1], times.shape[0], model.R
+    R = model.R
+    if x.ndim == 2:
+        x, y = x.expand(R, -1, -1), y.expand(R, -1, -1)
+    if x.ndim != 3 or x.shape[0] != R or y.shape[:2] != x.shape[:2] or x.shape[2] != model.d_x:
+        raise ValueError(f"x, y must have shapes (N, d_x), (N, D_y) or (R = {R}, N, .), got "
+                         f"{tuple(x.shape)}, {tuple(y.shape)}")
+    N, d = x.shape[1], x.shape[2]
+    c = torch.full((R,), N) if counts is None else torch.as_tensor(counts).long().reshape(-1)
+    if c.shape != (R,) or (c < 1).any() or (c > N).any():
+        raise ValueError(f"counts must hold R = {R} integers in [1, {N}]")
+    times = log_time_grid(check_int(n_times, "n_times"), t_range).float()
+    T = times.shape[0]
     z = torch.randn(T, N, d, generator=generator).float()
-    s = torch.sqrt(-torch.expm1(-2 * times))[:, None, None]
-    xt = (torch.exp(-times)[:, None, None] * x + s * z).reshape(1, 1, T * N, d).expand(R, model.K, T * N, d)
+    s = torch.sqrt(-torch.expm1(-2 * times))[None, :, None, None]
+    xt = torch.exp(-times)[None, :, None, None] * x[:, None] + s * z  # (R, T, N, d)
     with torch.no_grad():
-        h = model.encode(y.expand(R, N, -1)).repeat(1, T, 1)[:, None].expand(R, model.K, T * N, -1)
+        h = model.encode(y).repeat(1, T, 1)[:, None].expand(R, model.K, T * N, -1)
         tt = times.repeat_interleave(N).expand(R, model.K, T * N)
-        f = model.score(xt, h, tt)[:, 0].reshape(R, T, N, d)
-    return ((s * f + z) ** 2).sum(-1).mean((1, 2))
+        f = model.score(xt.reshape(R, 1, T * N, d).expand(R, model.K, T * N, d), h, tt)[:, 0].reshape(R, T, N, d)
+    per_pair = ((s * f + z) ** 2).sum(-1).mean(1)  # (R, N)
+    w = (torch.arange(N)[None, :] < c[:, None]).float()
+    return (per_pair * w).sum(1) / c.float()

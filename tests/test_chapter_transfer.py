@@ -5,11 +5,12 @@ quadrature times) and is asserted at Z standard errors of the paired difference,
 error computed by the chapter over its S seeds; Z is the 97.5 % quantile of Student's t with S - 1
 degrees of freedom (3.18 for four seeds: "2 SE" would be a 93 % one-sided criterion). The claims
 are the chapter's: fine-tuning below scratch at small m with the gap shrinking, in and out of
-domain; non-diverse sources stall; more sources help; the gradable exercises' solutions pass.
+domain, scratch taken at the checkpoint its own held-out target pairs choose (early stopping
+without test data); non-diverse sources stall; more sources help; the gradable exercises' solutions pass.
 Quick mode runs no d' = 1 encoder, no longer-trained scratch and skips the digits: the d' floor
 (against the exact floor of a one-dimensional representation), "longer training does not help
-scratch" and the digit claims are checked at full settings (marked ``full``; run them with
-``pytest tests/test_chapter_transfer.py -m full``).
+scratch", "early stopping helps scratch at small m" and the digit claims are checked at full
+settings (marked ``full``; run them with ``pytest tests/test_chapter_transfer.py -m full``).
 """
 
 import os
@@ -53,11 +54,13 @@ def test_errors_are_below_the_zero_predictor(chapter):
 
 @pytest.mark.parametrize("dom", ["in", "out"])
 def test_fine_tune_beats_scratch_at_small_m_and_the_gap_shrinks(chapter, dom):
+    """Against early-stopped scratch (``gap``); the equal-step gaps are glued too (``gap_eq``)."""
     z = z_value(chapter)
     small, small_se = chapter[f"tr_{dom}_gap_small"], chapter[f"tr_{dom}_gap_small_se"]
-    large, large_se = chapter[f"tr_{dom}_gap_large"], chapter[f"tr_{dom}_gap_large_se"]
+    shrink, shrink_se = chapter[f"tr_{dom}_gap_shrink"], chapter[f"tr_{dom}_gap_shrink_se"]
     assert small > z * small_se
-    assert small - large > z * (small_se**2 + large_se**2) ** 0.5
+    assert abs(shrink - (small - chapter[f"tr_{dom}_gap_large"])) < 1e-6  # paired mean = difference of means
+    assert shrink > z * shrink_se  # per seed: gap(m_small) - gap(m_large)
 
 
 @pytest.mark.parametrize("dom", ["in", "out"])
@@ -65,6 +68,14 @@ def test_fine_tune_removes_most_of_the_encoders_share(chapter, dom):
     """At small m, fine-tune's excess over the oracle is under a fifth of scratch's (up to Z SE)."""
     kept, kept_se = chapter[f"tr_{dom}_ft_over_oracle"], chapter[f"tr_{dom}_ft_over_oracle_se"]
     assert kept < 0.2 * chapter[f"tr_{dom}_scratch_over_oracle"] + z_value(chapter) * kept_se
+
+
+def test_early_stopping_picks_from_the_checkpoint_grid(chapter):
+    """The validated step counts are averages of checkpoints in [budget/8, budget]."""
+    steps = chapter["tr_tgt_steps"]
+    for tag in ("small", "large"):
+        assert steps / 8 <= chapter[f"tr_stop_{tag}"] <= steps
+    assert chapter["tr_val_times"] >= 8
 
 
 def test_gradable_exercises_pass(chapter):
@@ -112,6 +123,18 @@ def test_full_longer_training_does_not_help_scratch(full):
     for tag in ("small", "large"):
         assert full[f"tr_long_vs_scratch_{tag}"] > z * full[f"tr_long_vs_scratch_{tag}_se"]
     assert full["tr_long_gap_small"] > z * full["tr_long_gap_small_se"]
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("dom", ["in", "out"])
+def test_full_early_stopping_helps_scratch_at_small_m(full, dom):
+    """At full settings scratch over-fits its m_small pairs over the budget: the checkpoint chosen on
+    held-out target pairs is below the equal-step run (paired, Z SE), and the early-stopped gap
+    is the smaller one."""
+    z = z_value(full)
+    assert full[f"tr_{dom}_es_gain"] > z * full[f"tr_{dom}_es_gain_se"]
+    assert full[f"tr_{dom}_gap_small"] < full[f"tr_{dom}_gap_eq_small"]
+    assert full["tr_stop_small"] < full["tr_tgt_steps"]
 
 
 @pytest.mark.full

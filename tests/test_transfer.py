@@ -182,6 +182,40 @@ def test_heldout_dsm_and_mean_se():
     torch.testing.assert_close(se, torch.tensor([1.0, 0.0], dtype=torch.float64))
 
 
+def test_snapshots_are_the_run_seen_earlier():
+    """A checkpoint after k of `steps` steps is the model the loop held then: the last one equals
+    the trained model; an earlier one equals a run stopped there (same schedule of `steps`)."""
+    x, y = data(2, 1)
+    m = tiny(2, 1, seeds=[3, 4])
+    snaps = tr.fit(m, x, y, steps=20, batch_size=8, seeds=[5, 6], snapshots=[5, 20], progress=False).snapshots
+    assert sorted(snaps) == [5, 20]
+    test = tr.score_test_set(world(0)[0], 20, n_times=3)
+    assert torch.equal(tr.excess_score_error(snaps[20], test), tr.excess_score_error(m, test))
+    early = tr.excess_score_error(snaps[5], test)
+    assert not torch.equal(early, tr.excess_score_error(m, test))
+    again = tiny(2, 1, seeds=[3, 4])
+    tr.fit(again, x, y, steps=20, batch_size=8, seeds=[5, 6], snapshots=[5], progress=False)
+    torch.testing.assert_close(tr.excess_score_error(again, test), tr.excess_score_error(m, test))
+    with pytest.raises(ValueError, match=r"snapshots\[i\]"):
+        tr.fit(m, x, y, steps=5, snapshots=[6], progress=False)
+
+
+def test_heldout_dsm_per_run_pairs_and_counts():
+    """Per-run pairs equal the shared form when they coincide; counts use only the first rows."""
+    m = tiny(2, 1)
+    x, y = world(0)[0].sample(30)
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    shared = tr.heldout_dsm(m, x, y, generator=g())
+    per_run = tr.heldout_dsm(m, x.expand(2, -1, -1), y.expand(2, -1, -1), generator=g())
+    torch.testing.assert_close(shared, per_run)
+    cut = tr.heldout_dsm(m, x, y, generator=g(), counts=[30, 10])
+    assert cut[0] == shared[0] and cut[1] != shared[1]
+    with pytest.raises(ValueError, match="counts"):
+        tr.heldout_dsm(m, x, y, counts=[0, 5])
+    with pytest.raises(ValueError, match="x, y must have shapes"):
+        tr.heldout_dsm(m, x.expand(3, -1, -1), y.expand(3, -1, -1))
+
+
 def test_digit_tasks():
     pytest.importorskip("sklearn")
     d = tr.load_digit_tasks(pool=100, generator=torch.Generator().manual_seed(0))
