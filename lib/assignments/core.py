@@ -86,10 +86,6 @@ class Result:
     message: str
     details: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def passed(self) -> bool:
-        return self.status == "PASS"
-
     def __str__(self) -> str:
         return f"{self.label}: {self.status} — {self.message}"
 
