@@ -246,9 +246,14 @@ class SharedEncoderScore(nn.Module):
             b[r].uniform_(-bound, bound, generator=g)
         return nn.ParameterDict({"weight": nn.Parameter(w), "bias": nn.Parameter(b)})
 
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters live (``model.to("cuda")`` moves them; inputs follow the model)."""
+        return self.rep_mask.device
+
     def encode(self, y: Tensor) -> Tensor:
         """``h_r(y)`` for the runs' conditions ``y`` ``(R, n, D_y)``; shape ``(R, n, d')``."""
-        y = as_tensor(y, "y", dtype=self.rep_mask.dtype)
+        y = as_tensor(y, "y", dtype=self.rep_mask.dtype, device=self.device)
         if y.ndim != 3 or y.shape[0] != self.R or y.shape[2] != self.D_y:
             raise ValueError(f"y must have shape (R, n, D_y) = ({self.R}, n, {self.D_y}), got {tuple(y.shape)}")
         return self._encode(y)
@@ -272,7 +277,7 @@ class SharedEncoderScore(nn.Module):
             features = features[:, None].expand(R, K, n, self.d_rep)
         if features.shape != (R, K, n, self.d_rep):
             raise ValueError(f"features must have shape ({R}, {K}, {n}, {self.d_rep}), got {tuple(features.shape)}")
-        t = torch.as_tensor(t, dtype=x.dtype)
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         if (t <= 0).any() or not (t.ndim == 0 or t.shape == (R, K, n)):
             raise ValueError(f"t must be a time > 0 or shape ({R}, {K}, {n}) of times > 0")
         return self._score(x, features.to(x.dtype), t.expand(R, K, n))
@@ -296,7 +301,8 @@ class SharedEncoderScore(nn.Module):
         out = SharedEncoderScore(len(idx), heads, self.d_x, self.D_y, self.d_rep,
                                  encoder_width=self.encoder_width, head_width=self.heads.width,
                                  head_layers=self.heads.hidden_layers,
-                                 parameterization=self.heads.parameterization, seeds=seeds, rep_dims=dims)
+                                 parameterization=self.heads.parameterization, seeds=seeds, rep_dims=dims
+                                 ).to(self.device)  # initialised on the CPU (the same heads on every device)
         with torch.no_grad():
             for dst, src in zip(out.encoder_parameters(), self.encoder_parameters()):
                 dst.copy_(src[idx])
@@ -342,10 +348,10 @@ def fit(model: SharedEncoderScore, x: Tensor, y: Tensor | None = None, *, featur
         raise TypeError(f"model must be a SharedEncoderScore, got {type(model).__name__}")
     if (y is None) == (features is None):
         raise ValueError("give exactly one of y (train the encoder too) and features (frozen encoder)")
-    R, K, dtype = model.R, model.K, model.rep_mask.dtype
-    x = _check_stack(x, "x", R, K, model.d_x, dtype)
+    R, K, dtype, dev = model.R, model.K, model.rep_mask.dtype, model.device
+    x = _check_stack(x, "x", R, K, model.d_x, dtype, device=dev)
     cond = _check_stack(y if y is not None else features, "y" if y is not None else "features", R, K,
-                        model.D_y if y is not None else model.d_rep, dtype, n=x.shape[2])
+                        model.D_y if y is not None else model.d_rep, dtype, n=x.shape[2], device=dev)
     n = x.shape[2]
     counts = torch.full((R, K), n) if counts is None else torch.as_tensor(counts).long()
     if counts.shape != (R, K) or (counts < 0).any() or (counts > n).any() or (counts.sum(1) == 0).any():
@@ -359,22 +365,24 @@ def fit(model: SharedEncoderScore, x: Tensor, y: Tensor | None = None, *, featur
     seeds = list(range(R)) if seeds is None else list(seeds)
     if len(seeds) != R:
         raise ValueError(f"seeds must hold R = {R} integers")
+    # CPU generators on every device: a run draws the same minibatches, times and noise on CPU and CUDA
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     per = torch.minimum(counts, torch.tensor(b))  # rows per step per head
     nb = int(per.max())
-    full = (per == counts)[..., None]
+    full = (per == counts)[..., None].to(dev)
     w = (torch.arange(nb) < per[..., None]).to(dtype) / per.clamp_min(1)[..., None].to(dtype)
-    w = w / (counts > 0).sum(1)[:, None, None].to(dtype)  # mean over the run's active heads
+    w = (w / (counts > 0).sum(1)[:, None, None].to(dtype)).to(dev)  # mean over the run's active heads
     frozen = y is None
     params = list(model.heads.parameters()) + ([] if frozen else model.encoder_parameters())
     opt = adam(params, lr)  # torch's Adam, fused kernel
-    base = torch.arange(nb).expand(R, K, nb).clamp(max=n - 1)
-    rr, kk = torch.arange(R)[:, None, None], torch.arange(K)[None, :, None]
+    base = torch.arange(nb, device=dev).expand(R, K, nb).clamp(max=n - 1)
+    rr, kk = torch.arange(R, device=dev)[:, None, None], torch.arange(K, device=dev)[None, :, None]
+    counts_f = counts[..., None].to(dtype=dtype, device=dev)
     losses = torch.empty(steps, R, dtype=torch.float64)
     kept: dict[int, SharedEncoderScore] = {}
     for step in tqdm(range(steps), desc="conditional DSM", disable=not progress, leave=False):
-        u, logt, z = _draws(gens, K, nb, model.d_x, dtype)
-        idx = torch.where(full, base, (u * counts[..., None].to(dtype)).long().clamp(max=n - 1))
+        u, logt, z = (v.to(dev) for v in _draws(gens, K, nb, model.d_x, dtype))
+        idx = torch.where(full, base, (u * counts_f).long().clamp(max=n - 1))
         t = torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * logt)
         s = torch.sqrt(-torch.expm1(-2.0 * t))[..., None]
         xt = torch.exp(-t)[..., None] * x[rr, kk, idx] + s * z
@@ -405,8 +413,9 @@ def _draws(gens: list[torch.Generator], K: int, nb: int, d: int, dtype: torch.dt
     return u, v, z
 
 
-def _check_stack(v: object, name: str, R: int, K: int, d: int, dtype: torch.dtype, n: int | None = None) -> Tensor:
-    v = as_tensor(v, name, dtype=dtype)
+def _check_stack(v: object, name: str, R: int, K: int, d: int, dtype: torch.dtype, n: int | None = None,
+                 device: torch.device | None = None) -> Tensor:
+    v = as_tensor(v, name, dtype=dtype, device=device)
     if v.ndim == 3:  # shared by all runs
         v = v.expand(R, *v.shape)
     if v.ndim != 4 or v.shape[:2] != (R, K) or v.shape[3] != d or v.shape[2] == 0 or (n and v.shape[2] != n):
@@ -462,13 +471,13 @@ def excess_score_error(model: SharedEncoderScore, test: ScoreTestSet, features: 
         raise TypeError("test must be a ScoreTestSet")
     head = check_int(head, "head", low=0, high=model.K - 1)
     R, (T, N, d) = model.R, test.xt.shape
-    dtype = model.rep_mask.dtype
+    kw = dict(dtype=model.rep_mask.dtype, device=model.device)
     with torch.no_grad():
-        h = model.encode(test.y.expand(R, N, -1)) if features is None else as_tensor(features, "features", dtype=dtype)
-        x = test.xt.to(dtype).permute(1, 0, 2).reshape(1, 1, N * T, d).expand(R, model.K, N * T, d)
-        t = test.times.to(dtype).repeat(N).expand(R, model.K, N * T)
+        h = model.encode(test.y.expand(R, N, -1)) if features is None else as_tensor(features, "features", **kw)
+        x = test.xt.to(**kw).permute(1, 0, 2).reshape(1, 1, N * T, d).expand(R, model.K, N * T, d)
+        t = test.times.to(**kw).repeat(N).expand(R, model.K, N * T)
         feats = h.repeat_interleave(T, dim=1)[:, None].expand(R, model.K, N * T, -1)
-        f = model.score(x, feats, t)[:, head].double().reshape(R, N, T, d)
+        f = model.score(x, feats, t)[:, head].cpu().double().reshape(R, N, T, d)
     exact = test.exact.permute(1, 0, 2)
     s2 = -torch.expm1(-2.0 * test.times)[None, None, :]
     return (s2 * ((f - exact) ** 2).sum(-1)).mean((1, 2))
@@ -523,7 +532,7 @@ def sample_conditional(model: SharedEncoderScore, y: Tensor, per_condition: int,
     S = check_int(per_condition, "per_condition")
     head = check_int(head, "head", low=0, high=model.K - 1)
     check_choice(process, "process", ("sde", "ode"))
-    y = as_tensor(y, "y", dtype=model.rep_mask.dtype)
+    y = as_tensor(y, "y", dtype=model.rep_mask.dtype, device=model.device)
     if y.ndim == 2:
         y = y.expand(model.R, *y.shape)
     R, N = model.R, y.shape[1]
@@ -534,7 +543,7 @@ def sample_conditional(model: SharedEncoderScore, y: Tensor, per_condition: int,
         return model.score(x, feats, float(t))[:, head].reshape(-1, model.d_x).double()
 
     out = _sample(score_fn, R * N * S, model.d_x, T=T, gamma=gamma, n_steps=n_steps, process=process,
-                  generator=generator)
+                  generator=generator, device=model.device)
     return out.reshape(R, N, S, model.d_x)
 
 
@@ -589,7 +598,8 @@ def heldout_dsm(model: SharedEncoderScore, x: Tensor, y: Tensor, n_times: int = 
     ``x``, ``y`` are ``(N, d_x)``, ``(N, D_y)`` (shared by the runs) or ``(R, N, .)`` (each run its
     own pairs, of which run ``r`` uses the first ``counts[r]``). On real data the minimum is
     unknown: compare runs by differences."""
-    x, y = as_tensor(x, "x", dtype=torch.float32), as_tensor(y, "y", dtype=torch.float32)
+    kw = dict(dtype=torch.float32, device=model.device)
+    x, y = as_tensor(x, "x", **kw), as_tensor(y, "y", **kw)
     R = model.R
     if x.ndim == 2:
         x, y = x.expand(R, -1, -1), y.expand(R, -1, -1)
@@ -600,9 +610,9 @@ def heldout_dsm(model: SharedEncoderScore, x: Tensor, y: Tensor, n_times: int = 
     c = torch.full((R,), N) if counts is None else torch.as_tensor(counts).long().reshape(-1)
     if c.shape != (R,) or (c < 1).any() or (c > N).any():
         raise ValueError(f"counts must hold R = {R} integers in [1, {N}]")
-    times = log_time_grid(check_int(n_times, "n_times"), t_range).float()
+    times = log_time_grid(check_int(n_times, "n_times"), t_range).to(**kw)
     T = times.shape[0]
-    z = torch.randn(T, N, d, generator=generator).float()
+    z = torch.randn(T, N, d, generator=generator).to(**kw)  # drawn on the CPU: the same draws on every device
     s = torch.sqrt(-torch.expm1(-2 * times))[None, :, None, None]
     xt = torch.exp(-times)[None, :, None, None] * x[:, None] + s * z  # (R, T, N, d)
     with torch.no_grad():
@@ -611,4 +621,4 @@ def heldout_dsm(model: SharedEncoderScore, x: Tensor, y: Tensor, n_times: int = 
         f = model.score(xt.reshape(R, 1, T * N, d).expand(R, model.K, T * N, d), h, tt)[:, 0].reshape(R, T, N, d)
     per_pair = ((s * f + z) ** 2).sum(-1).mean(1)  # (R, N)
     w = (torch.arange(N)[None, :] < c[:, None]).float()
-    return (per_pair * w).sum(1) / c.float()
+    return (per_pair.cpu() * w).sum(1) / c.float()
