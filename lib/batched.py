@@ -383,8 +383,9 @@ def train_batched(
     opt = adam(list(model.parameters()), lr)
     losses = torch.empty(steps, B, dtype=torch.float64)
     out_snaps: dict[int, BatchedScoreMLP] = {}
-    rows = torch.arange(B)[:, None]
-    base_idx = cols[None, :].expand(B, nb).clamp(max=m_max - 1)
+    rows = torch.arange(B, device=ref.device)[:, None]
+    base_idx = cols[None, :].expand(B, nb).clamp(max=m_max - 1).to(ref.device)
+    counts_dev, full_dev = counts_t.to(**kw)[:, None], full.to(ref.device)[:, None]
     for step in tqdm(range(steps), desc="batched DSM training", disable=not progress, leave=False):
         if rng == "per_model":
             idx = base_idx.clone()
@@ -399,8 +400,8 @@ def train_batched(
                     zb[b, :k] = torch.randn(k, d, generator=gens[b], **kw)
         else:
             u = torch.rand(B, nb, generator=gen, **kw)
-            rand_idx = (u * counts_t[:, None].to(ref.dtype)).long().clamp(max=m_max - 1)
-            idx = torch.where(full[:, None], base_idx, rand_idx)
+            rand_idx = (u * counts_dev).long().clamp(max=m_max - 1)
+            idx = torch.where(full_dev, base_idx, rand_idx)
             if noise == "fresh":
                 tb = draw_t.all(nb, gen)
                 zb = torch.randn(B, nb, d, generator=gen, **kw)
@@ -529,13 +530,13 @@ def batched_score_errors(
     n = check_int(n, "n")
     check_generator(generator)
     B = model.B
-    tt = as_tensor(t, "t", dtype=torch.float64).reshape(-1)
+    tt = as_tensor(t, "t", dtype=torch.float64, device=mixture.device).reshape(-1)
     if tt.numel() == 1:
         tt = tt.expand(B)
     if tt.numel() != B or (tt <= 0).any():
         raise ValueError(f"t must be one time > 0 or B = {B} times > 0")
     x0 = mixture.sample(B * n, generator=generator).reshape(B, n, model.d)
-    z = torch.randn(B, n, model.d, generator=generator, dtype=torch.float64)
+    z = torch.randn(B, n, model.d, generator=generator, dtype=torch.float64, device=x0.device)
     a, s = torch.exp(-tt)[:, None, None], torch.sqrt(-torch.expm1(-2.0 * tt))[:, None, None]
     x = a * x0 + s * z
     with torch.no_grad():

@@ -66,13 +66,16 @@ def relu_ntk(u: object, u2: object | None = None, *, trained: str = "first") -> 
     Returns the ``(n, n2)`` matrix; the vector-valued NTK is this times ``I_d``.
     """
     u = as_points(u, "u")
-    u2 = u if u2 is None else as_points(u2, "u2", u.shape[1], dtype=u.dtype)
+    same = u2 is None
+    u2 = u if same else as_points(u2, "u2", u.shape[1], dtype=u.dtype)
     check_choice(trained, "trained", TRAINED)
     dot = u @ u2.T
     norms = u.norm(dim=1)[:, None] * u2.norm(dim=1)[None, :]
     if (norms == 0).any():
         raise ValueError("u and u2 must have no zero rows (the angle is undefined)")
     cos = (dot / norms).clamp(-1.0, 1.0)
+    if same:  # a point's angle with itself is 0; arccos would turn cos's round-off into ~1e-8
+        cos.diagonal().fill_(1.0)
     theta = torch.arccos(cos)
     kernel = dot * (math.pi - theta) / (2 * math.pi)
     if trained == "both":

@@ -31,8 +31,14 @@ def test_train_sample_and_metrics_on_cuda():
     err = lib.score_l2_error(net, mix, 0.5, 5000, generator=gen)
     assert err.value < lib.score_l2_error(lambda x, t: torch.zeros_like(x), mix, 0.5, 5000, generator=gen).value
     assert lib.dsm_objective(net, mix, 0.5, 5000, generator=gen).value > 0
-    out = lib.sample(net, 500, 1, n_steps=50, device="cuda", generator=gen)
-    assert out.is_cuda and lib.w1_to_mixture_1d(out, mix) < 1.0
+    # the samplers from one start, deterministic (probability-flow ODE): CUDA's path is the CPU's
+    x_T = torch.randn(500, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    cpu_mix, net64 = lib.demo_1d(), copy.deepcopy(net).double()  # float64: round-off, not float32's, is amplified
+    kw = dict(n_steps=200, process="ode", T=8.0, gamma=0.01)
+    for fn, cpu_fn, tol in ((mix.score, cpu_mix.score, 1e-9), (net64, copy.deepcopy(net64).cpu(), 1e-7)):
+        out = lib.sample(fn, 500, 1, x_T=x_T.cuda(), device="cuda", **kw)
+        assert out.is_cuda
+        torch.testing.assert_close(out.cpu(), lib.sample(cpu_fn, 500, 1, x_T=x_T, **kw), rtol=tol, atol=tol)
     assert lib.sliced_wasserstein(out, mix.sample(500, generator=gen), generator=gen) >= 0
     assert lib.symmetric_two(torch.ones(3, device="cuda")).score(torch.zeros(2, 3, device="cuda"), 0.1).is_cuda
 
@@ -63,8 +69,8 @@ def test_gmm_learning_on_cuda_matches_cpu():
     x0 = torch.randn(500, 4, dtype=torch.float64, generator=g) + 2
     z = torch.randn(500, 4, dtype=torch.float64, generator=g)
     for t in (0.1, 1.0):
-        torch.testing.assert_close(gl.ddpm_gradient(mu.cuda(), x0.cuda(), t, z.cuda()).cpu(),
-                                   gl.ddpm_gradient(mu, x0, t, z), rtol=1e-9, atol=1e-12)
+        for gpu, cpu in zip(gl.ddpm_gradient(mu.cuda(), x0.cuda(), t, z.cuda()), gl.ddpm_gradient(mu, x0, t, z)):
+            torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(gl.ddpm_loss(mu.cuda(), x0.cuda(), t, z.cuda()).cpu(),
                                    gl.ddpm_loss(mu, x0, t, z), rtol=1e-10, atol=0)
     torch.testing.assert_close(gl.em(x0.cuda(), mu.cuda(), steps=5).cpu(), gl.em(x0, mu, steps=5),

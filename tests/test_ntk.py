@@ -47,6 +47,11 @@ def test_analytic_kernel_special_angles():
     K = ntk.relu_ntk(u)
     assert K[0, 0] == pytest.approx(3.0) and abs(K[0, 1]) < 1e-12
     assert ntk.relu_ntk(u, trained="both")[0, 0] == pytest.approx(6.0)
+    # the diagonal of K(u, u) to round-off, not to arccos's sqrt(eps) (its derivative is infinite at 1)
+    v = torch.randn(200, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for trained, factor in (("first", 0.5), ("both", 1.0)):
+        torch.testing.assert_close(ntk.relu_ntk(v, trained=trained).diagonal(), factor * (v * v).sum(1),
+                                   rtol=1e-14, atol=0)
 
 
 def test_finite_width_ntk_error_has_the_predicted_size():
