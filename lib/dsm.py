@@ -24,17 +24,15 @@ from tqdm.auto import tqdm
 from ._checks import (
     ScoreFn,
     as_points,
-    as_times,
     call_score,
     check_bool,
     check_callable,
     check_choice,
-    check_generator,
     check_int,
     check_real,
     check_seed,
 )
-from .forward import noise_like
+from .forward import noising_inputs
 from .threads import small_work
 
 WEIGHTINGS = ("sigma2", "none")
@@ -56,15 +54,7 @@ def dsm_loss(
     """
     check_callable(score_fn, "score_fn")
     check_choice(weighting, "weighting", WEIGHTINGS)
-    x0 = as_points(x0, "x0", dtype=None)
-    t = as_times(t, n=x0.shape[0], allow_zero=False, dtype=x0.dtype, device=x0.device)
-    check_generator(generator)
-    if z is None:
-        z = noise_like(x0, generator)
-    else:
-        z = as_points(z, "z", x0.shape[1], dtype=x0.dtype, device=x0.device)
-        if z.shape != x0.shape:
-            raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
+    x0, t, z = noising_inputs(x0, t, z, generator, allow_zero=False)
     loss = _loss(score_fn, x0, t, z, weighting)
     if not torch.isfinite(loss):
         raise ValueError(f"the DSM loss is {loss.item()}: score_fn returned non-finite values, or values "

@@ -70,6 +70,21 @@ def noise_like(x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
     return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
 
 
+def noising_inputs(x0: object, t: object, z: object, generator: torch.Generator | None, *,
+                   allow_zero: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    """Checked ``(x0, t, z)`` for one noising step: points ``(n, d)``, one time or one per row,
+    and the noise (drawn by :func:`noise_like` when ``z`` is None) in ``x0``'s dtype and device."""
+    x0 = as_points(x0, "x0", dtype=None)
+    t = as_times(t, n=x0.shape[0], allow_zero=allow_zero, dtype=x0.dtype, device=x0.device)
+    check_generator(generator)
+    if z is None:
+        return x0, t, noise_like(x0, generator)
+    z = as_points(z, "z", x0.shape[1], dtype=x0.dtype, device=x0.device)
+    if z.shape != x0.shape:
+        raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
+    return x0, t, z
+
+
 def perturb(
     x0: Tensor,
     t: Tensor | float,
@@ -82,15 +97,7 @@ def perturb(
     ``t`` is one time or one time per row of ``x0`` (shape ``(n,)``). ``z`` is drawn from
     ``N(0, I)`` unless given (the empirical objective of Gupta et al. fixes the draws).
     """
-    x0 = as_points(x0, "x0", dtype=None)
-    t = as_times(t, n=x0.shape[0], dtype=x0.dtype, device=x0.device)
-    check_generator(generator)
-    if z is None:
-        z = noise_like(x0, generator)
-    else:
-        z = as_points(z, "z", x0.shape[1], dtype=x0.dtype, device=x0.device)
-        if z.shape != x0.shape:
-            raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
+    x0, t, z = noising_inputs(x0, t, z, generator)
     a, s = torch.exp(-t), torch.sqrt(-torch.expm1(-2.0 * t))
     if t.ndim == 1:
         a, s = a[:, None], s[:, None]

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import lib
-from lib import batched, bounds, gmm_learning, hardness, networks, quantile, sampling, sweeps
+from lib import batched, bounds, forward, gmm_learning, hardness, networks, quantile, sampling, sweeps
 
 NAN = float("nan")
 G = torch.Generator().manual_seed(0)
@@ -97,6 +97,10 @@ bad(F.perturb, lambda: F.perturb(torch.zeros(0, 2), 0.5), ValueError, "x0 must h
 bad(F.perturb, lambda: F.perturb(torch.zeros(2), 0.5), ValueError, r"x0 must have shape \(n, d\)")
 bad(F.perturb, lambda: F.perturb(X2, torch.ones(3)), ValueError, r"t must be a scalar or shape \(4,\)")
 bad(F.perturb, lambda: F.perturb([["a", "b"]], 0.5), TypeError, "x0 must hold real numbers")
+bad(forward.noising_inputs, lambda: forward.noising_inputs(X2, 0.0, None, None, allow_zero=False), ValueError,
+    "t must be > 0")
+bad(forward.noising_inputs, lambda: forward.noising_inputs(X2, 0.5, torch.zeros(3, 2), None), ValueError,
+    "z must have the shape of x0")
 bad(F.time_grid, lambda: F.time_grid(10.0, 1e-3, 5, dtype=torch.int64), TypeError, "dtype must be a floating")
 bad(F.time_grid, lambda: F.time_grid(-1.0, 1e-3, 5), ValueError, "T must lie in")
 bad(F.time_grid, lambda: F.time_grid(1.0, 2.0, 5), ValueError, "gamma must lie in")
