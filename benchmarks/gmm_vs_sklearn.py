@@ -36,8 +36,9 @@ the variances and weights too). And GD
 reaches its own limit only as fast as its noise averages out: the averaged iterate's distance
 falls like ``1 / sqrt(steps)`` (the ``K d`` coordinates each carry one step's noise, of the
 order of the statistical error, over the number of steps averaged), while EM contracts
-geometrically. So each tolerance ``TAU`` gets its own ratio: about constant for loose
-tolerances, growing like ``TAU^-2`` as ``TAU`` nears the floor, and no finite ratio below it.
+geometrically. So each tolerance ``TAU`` gets its own ratio: GD's steps grow like ``TAU^-2``
+while the average's noise dominates and without bound as ``TAU`` nears GD's distance from the
+MLE; below that distance there is no finite ratio.
 More noise draws per step do not help: each costs a full gradient pass, the same as one more
 averaged step.
 
