@@ -273,3 +273,5 @@ def test_full_settings():
     assert full["gm_escape_returned_max"] <= full["gm_ray_ridge"] + 0.5
     assert full["gm_ray_ridge"] - 1 <= full["gm_escape_from"] <= full["gm_ray_ridge"] + 1
     assert full["gm_ex1_err"] < 2 * full["gm_ex1_se"]
+    test_em_recovers_from_aimed_far_starts_at_least_as_often_as_gd(full)
+    test_race_at_equal_accuracy(full)
