@@ -56,7 +56,11 @@ def test_phase1_aligns_with_mu_star_like_the_power_method(chapter):
         # the power method on the sample: its top eigenvalue is 1 + |mu*|^2 + O(sqrt(d/m)), and
         # its top eigenvector is within an angle O(sqrt(d/m)) / |mu*|^2 of mu*
         assert abs(chapter["gm_steps_power_big"] / chapter["gm_steps_pred"] - 1) < 0.15
-        assert chapter["gm_phase1_power_gap"] < 0.1
+        # the curves are steep in the middle: cos = 1 / sqrt(1 + tan^2) with log tan falling by
+        # log(1 + rho) per step has slope at most 2 / 3^{3/2} = 0.385 per unit of log tan, so a
+        # gap in cosine is a shift in steps; allow the same 15 % of the predicted count as below
+        slope = 2 / 3**1.5 * math.log1p(chapter["gm_rate_big"])
+        assert chapter["gm_phase1_power_gap"] < slope * 0.15 * chapter["gm_steps_pred"]
         # steps to cosine 0.98: tan(angle) shrinks by 1 + rho per step (exercise 2)
         assert 0.75 < chapter["gm_steps_obs"] / chapter["gm_steps_pred"] < 1.33
     else:
