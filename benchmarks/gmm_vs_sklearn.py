@@ -32,15 +32,14 @@ the minimiser of the noise-averaged DDPM objective on the same sample, which lie
 of the statistical error away from it (the last line of each setting measures that distance:
 GD's average of ``LIMIT_STEPS`` iterates, itself inflated by the average's remaining noise; and
 converged scikit-learn, whose estimate also differs from the unit-variance MLE, since it fits
-the variances and weights too). And GD
-reaches its own limit only as fast as its noise averages out: the averaged iterate's distance
+the variances and weights too, so that at a tight tolerance it may not get there either).
+And GD reaches its own limit only as fast as its noise averages out: the averaged iterate's distance
 falls like ``1 / sqrt(steps)`` (the ``K d`` coordinates each carry one step's noise, of the
 order of the statistical error, over the number of steps averaged), while EM contracts
 geometrically. So each tolerance ``TAU`` gets its own ratio: GD's steps grow like ``TAU^-2``
 while the average's noise dominates and without bound as ``TAU`` nears GD's distance from the
-MLE; below that distance there is no finite ratio.
-More noise draws per step do not help: each costs a full gradient pass, the same as one more
-averaged step.
+MLE; below that distance there is no finite ratio. More noise draws per step do not help:
+each costs a full gradient pass, the same as one more averaged step.
 
 Two settings, as in the chapter: two components ``0.5 N(mu*, I) + 0.5 N(-mu*, I)`` (d = 20,
 |mu*| = 2) from a random start ``+-v``, ``|v| = 1``; K = 4 components in d = 10 at separation 3.9
@@ -228,13 +227,15 @@ def report(title: str, tau: float, rows: dict[str, Row], ratios: list[float]) ->
     print(f"{'method':>36s} {'iterations':>14s} {'CPU time (s)':>13s} {'worst centre error':>19s}")
     for name, row in rows.items():
         its = ",".join("-" if k is None else str(k) for k in row.iterations)
-        secs = "not reached" if row.seconds is None else f"{row.seconds:.4f}"
+        secs = "not timed" if row.seconds is None else f"{row.seconds:.4f}"
         print(f"{name:>36s} {its:>14s} {secs:>13s} {row.error:19.4f}")
     if ratios:
         print(f"GD / sklearn time ratio at equal accuracy: median {statistics.median(ratios):.2f} "
               f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
     else:
-        print(f"GD / sklearn time ratio at equal accuracy: none (not reached within {MAX_STEPS} steps)")
+        late = [name for name, row in rows.items() if None in row.iterations]
+        print(f"GD / sklearn time ratio at equal accuracy: none ({'; '.join(late)} did not come within the "
+              f"tolerance in {MAX_STEPS} iterations on every data set; '-' marks those data sets)")
 
 
 def main() -> None:
