@@ -455,3 +455,50 @@ def test_projected_noise_descends_like_fresh_noise_and_records_no_loss():
     for run in runs.values():
         assert float(gl.centre_errors(run.final, mu_star)) < 3 * scale
     assert runs["projected"].losses.numel() == 0 and runs["fresh"].losses.numel() == 61
+
+
+# ex-gm-5 asks for the gradient in closed form: every automatic-differentiation route must be
+# refused, torch.func (reverse and forward mode) as well as torch.autograd.
+def _ex5_loss(theta, x0, z, t):
+    a = math.exp(-t)
+    s = math.sqrt(1 - a * a)
+    x = a * x0 + s * z
+    return ((torch.tanh(x @ theta)[:, None] * theta - x + z / s) ** 2).sum(1).mean()
+
+
+def _ex5_forward_ad(theta, x0, z, t):
+    import torch.autograd.forward_ad as fwad
+
+    with fwad.dual_level():
+        return torch.stack([fwad.unpack_dual(_ex5_loss(fwad.make_dual(theta, e), x0, z, t)).tangent
+                            for e in torch.eye(theta.shape[0], dtype=theta.dtype)])
+
+
+_EX5_AUTODIFF = {
+    "torch.func.grad": lambda theta, x0, z, t: torch.func.grad(_ex5_loss)(theta, x0, z, t),
+    "torch.func.jacrev": lambda theta, x0, z, t: torch.func.jacrev(_ex5_loss)(theta, x0, z, t),
+    "torch.func.jacfwd": lambda theta, x0, z, t: torch.func.jacfwd(_ex5_loss)(theta, x0, z, t),
+    "torch.func.vjp": lambda theta, x0, z, t: torch.func.vjp(lambda th: _ex5_loss(th, x0, z, t), theta)[1](
+        torch.ones((), dtype=theta.dtype))[0],
+    "torch.func.jvp": lambda theta, x0, z, t: torch.stack(
+        [torch.func.jvp(lambda th: _ex5_loss(th, x0, z, t), (theta,), (e,))[1]
+         for e in torch.eye(theta.shape[0], dtype=theta.dtype)]),
+    "torch.autograd.functional.jacobian": lambda theta, x0, z, t: torch.autograd.functional.jacobian(
+        lambda th: _ex5_loss(th, x0, z, t), theta),
+    "torch.autograd.forward_ad.make_dual": _ex5_forward_ad,
+    "torch.autograd.grad": lambda theta, x0, z, t: torch.autograd.grad(
+        _ex5_loss(th := theta.clone().requires_grad_(True), x0, z, t), th)[0],
+}
+
+
+@pytest.mark.parametrize("route", sorted(_EX5_AUTODIFF))
+def test_ex5_refuses_every_autodiff_route(route):
+    """Each route computes the right gradient when allowed (so refusal, not error, is what fails it)."""
+    from lib.assignments import check
+
+    gen = torch.Generator().manual_seed(0)
+    kw = lib.assignments.registered_checks()["ex-gm-5"].inputs(gen)
+    expected = lib.assignments.registered_checks()["ex-gm-5"].reference(**kw)
+    assert torch.allclose(_EX5_AUTODIFF[route](**kw), expected, rtol=1e-8, atol=1e-9)
+    result = check("ex-gm-5", answers={"ex-gm-5": _EX5_AUTODIFF[route]})
+    assert result.status == "WRONG" and "refused" in result.message and route in result.message, result

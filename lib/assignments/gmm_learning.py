@@ -37,6 +37,12 @@ def _problem(generator: torch.Generator) -> dict:
     return {"theta": theta, "x0": x0, "z": z, "t": t}
 
 
+AUTODIFF = tuple(f"torch.func.{name}" for name in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd",
+                                                  "hessian", "linearize")) + tuple(
+    f"torch.autograd.functional.{name}" for name in ("jacobian", "vjp", "jvp", "vhp", "hvp", "hessian")) + (
+    "torch.autograd.forward_ad.make_dual", "torch.autograd.forward_ad.unpack_dual")
+
+
 def _gradient_reference(theta: torch.Tensor, x0: torch.Tensor, z: torch.Tensor, t: float) -> torch.Tensor:
     mu = theta / math.exp(-t)  # ddpm_gradient takes mu, with theta = mu_t = exp(-t) mu
     return gmm.ddpm_gradient(mu, x0, t, z, parameter="mu_t")[1]
@@ -48,10 +54,11 @@ def _em_reference(theta: torch.Tensor, x0: torch.Tensor, z: torch.Tensor, t: flo
 
 register_check(Check(
     "ex-gm-5", _gradient_reference, _problem, allclose(1e-8, 1e-9),
-    # the exercise asks for the gradient without automatic differentiation: refuse autograd too
+    # the exercise asks for the gradient without automatic differentiation: refuse autograd in
+    # every form, reverse and forward mode, torch.autograd and torch.func alike
     forbidden=("lib.gmm_learning.ddpm_gradient", "lib.gmm_learning._loss_and_grad",
                "lib.gmm_learning.ddpm_loss", "lib.dsm.dsm_loss", "torch.autograd.grad",
-               "torch.Tensor.backward"),
+               "torch.Tensor.backward", *AUTODIFF),
     chapter=CHAPTER))
 
 register_check(Check(
