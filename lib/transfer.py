@@ -309,6 +309,38 @@ class SharedEncoderScore(nn.Module):
         return out
 
 
+def pick_runs(models: Sequence[SharedEncoderScore], choice: Sequence[int] | Tensor,
+              runs: Sequence[int] | None = None) -> SharedEncoderScore:
+    """A model whose run ``i`` is run ``runs[i]`` (default ``i``) of ``models[choice[i]]``: e.g. each
+    run at its own early-stopping checkpoint, from the ``snapshots`` of :func:`fit`. The models must
+    be checkpoints of one batch (same runs, heads and sizes); encoder and heads are copied."""
+    models = list(models)
+    if not models or not all(isinstance(m, SharedEncoderScore) for m in models):
+        raise TypeError("models must be a non-empty sequence of SharedEncoderScore")
+    first = models[0]
+    names = [n for n, _ in first.named_parameters()]
+    shapes = [p.shape for p in first.parameters()]
+    if any([n for n, _ in m.named_parameters()] != names or [p.shape for p in m.parameters()] != shapes
+           for m in models):
+        raise ValueError("models must be checkpoints of one batch (the same parameters and shapes)")
+    choice = [check_int(c, "choice[i]", low=0, high=len(models) - 1) for c in torch.as_tensor(choice).tolist()]
+    runs = list(range(len(choice))) if runs is None else [check_int(r, "runs[i]", low=0, high=first.R - 1)
+                                                          for r in runs]
+    if len(runs) != len(choice):
+        raise ValueError(f"runs and choice must have the same length, got {len(runs)} and {len(choice)}")
+    K = first.K
+    out = first.with_new_heads(runs, heads=K, seeds=[first.seeds[r] for r in runs])
+    rows = {"encoder": (torch.tensor(runs), torch.tensor(choice)),  # encoder parameters: one row per run
+            "heads": (torch.tensor([r * K + k for r in runs for k in range(K)]),
+                      torch.tensor(choice).repeat_interleave(K))}
+    with torch.no_grad():
+        for name, dst in out.named_parameters():
+            idx, which = rows[name.split(".")[0]]
+            src = torch.stack([dict(m.named_parameters())[name] for m in models])  # (checkpoints, rows, ...)
+            dst.copy_(src[which, idx])
+    return out
+
+
 # ====================================================================== training
 
 
@@ -589,18 +621,26 @@ def load_digit_tasks(noise_sd: float = 1.0, pool: int = 100, target: int = 0,
     return DigitTasks(src, observe(src), tgt[:pool], observe(tgt[:pool]), tgt[pool:], observe(tgt[pool:]), noise_sd)
 
 
-def heldout_dsm(model: SharedEncoderScore, x: Tensor, y: Tensor, n_times: int = 12,
+def heldout_dsm(model: SharedEncoderScore, x: Tensor, y: Tensor | None = None, n_times: int = 12,
                 t_range: tuple[float, float] = (0.01, 2.0), generator: torch.Generator | None = None,
-                counts: Sequence[int] | Tensor | None = None) -> Tensor:
+                counts: Sequence[int] | Tensor | None = None, features: Tensor | None = None) -> Tensor:
     """The weighted conditional DSM objective of head 0 on held-out pairs, per run; ``(R,)``:
     ``E_t E |s_t f(x_t, h(y), t) + z|^2`` with ``x_t = e^{-t} x + s_t z`` at the grid times, one noise
     draw per pair and time shared by all runs (so runs compare by paired differences).
     ``x``, ``y`` are ``(N, d_x)``, ``(N, D_y)`` (shared by the runs) or ``(R, N, .)`` (each run its
-    own pairs, of which run ``r`` uses the first ``counts[r]``). On real data the minimum is
-    unknown: compare runs by differences."""
+    own pairs, of which run ``r`` uses the first ``counts[r]``). ``features`` ``(R, N, d')`` replaces
+    the model's own encoder (a frozen representation, e.g. fine-tuned heads; ``y`` is then unused and
+    may be ``None``). On real data the minimum is unknown: compare runs by differences."""
     kw = dict(dtype=torch.float32, device=model.device)
-    x, y = as_tensor(x, "x", **kw), as_tensor(y, "y", **kw)
+    x = as_tensor(x, "x", **kw)
     R = model.R
+    if features is not None:
+        h0 = as_tensor(features, "features", **kw)
+        if h0.shape != (R, x.shape[-2], model.d_rep):
+            raise ValueError(f"features must have shape (R, N, d') = ({R}, {x.shape[-2]}, {model.d_rep}), "
+                             f"got {tuple(h0.shape)}")
+        y = x.new_zeros(*x.shape[:-1], model.D_y)  # unused: only its shape is checked
+    y = as_tensor(y, "y", **kw)
     if x.ndim == 2:
         x, y = x.expand(R, -1, -1), y.expand(R, -1, -1)
     if x.ndim != 3 or x.shape[0] != R or y.shape[:2] != x.shape[:2] or x.shape[2] != model.d_x:
@@ -616,7 +656,7 @@ def heldout_dsm(model: SharedEncoderScore, x: Tensor, y: Tensor, n_times: int = 
     s = torch.sqrt(-torch.expm1(-2 * times))[None, :, None, None]
     xt = torch.exp(-times)[None, :, None, None] * x[:, None] + s * z  # (R, T, N, d)
     with torch.no_grad():
-        h = model.encode(y).repeat(1, T, 1)[:, None].expand(R, model.K, T * N, -1)
+        h = (model.encode(y) if features is None else h0).repeat(1, T, 1)[:, None].expand(R, model.K, T * N, -1)
         tt = times.repeat_interleave(N).expand(R, model.K, T * N)
         f = model.score(xt.reshape(R, 1, T * N, d).expand(R, model.K, T * N, d), h, tt)[:, 0].reshape(R, T, N, d)
     per_pair = ((s * f + z) ** 2).sum(-1).mean(1)  # (R, N)

@@ -216,6 +216,45 @@ def test_heldout_dsm_per_run_pairs_and_counts():
         tr.heldout_dsm(m, x.expand(3, -1, -1), y.expand(3, -1, -1))
 
 
+@pytest.mark.parametrize("encoder_width", [None, 16])
+def test_pick_runs_takes_each_run_from_its_checkpoint(encoder_width):
+    """Run i of the picked model is run runs[i] of snapshot choice[i]: same scores, encoder included
+    (K = 2 heads, so the head rows r * K + k are taken, not the first ones)."""
+    x, y = data(3, 2)
+    m = tiny(3, 2, seeds=[3, 4, 5], encoder_width=encoder_width)
+    snaps = tr.fit(m, x, y, steps=12, batch_size=8, seeds=[5, 6, 7], snapshots=[4, 12], progress=False).snapshots
+    models, choice, runs = [snaps[4], snaps[12]], [1, 0, 0, 1], [2, 0, 2, 1]
+    picked = tr.pick_runs(models, choice, runs)
+    assert picked.R == 4 and picked.K == 2
+    test = tr.score_test_set(world(0)[0], 20, n_times=3)
+    for head in (0, 1):
+        per = [tr.excess_score_error(mod, test, head=head) for mod in models]
+        want = torch.stack([per[c][r] for c, r in zip(choice, runs)])
+        torch.testing.assert_close(tr.excess_score_error(picked, test, head=head), want, rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="choice"):
+        tr.pick_runs(models, [2], [0])
+    with pytest.raises(ValueError, match="runs"):
+        tr.pick_runs(models, [0], [3])
+    with pytest.raises(ValueError, match="checkpoints of one batch"):
+        tr.pick_runs([snaps[4], tiny(2, 2)], [0])
+    with pytest.raises(TypeError, match="models"):
+        tr.pick_runs([], [0])
+
+
+def test_heldout_dsm_with_features_uses_them_instead_of_the_encoder():
+    """Given the model's own encoding as features, the objective is unchanged; other features change it."""
+    m = tiny(2, 1)
+    x, y = world(0)[0].sample(30)
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    own = m.encode(y.float().expand(2, -1, -1)).detach()
+    torch.testing.assert_close(tr.heldout_dsm(m, x, None, generator=g(), features=own),
+                               tr.heldout_dsm(m, x, y, generator=g()))
+    shifted = tr.heldout_dsm(m, x, None, generator=g(), features=own + 1)
+    assert not torch.equal(shifted, tr.heldout_dsm(m, x, y, generator=g()))
+    with pytest.raises(ValueError, match="features"):
+        tr.heldout_dsm(m, x, None, features=own[:, :5])
+
+
 def test_digit_tasks():
     pytest.importorskip("sklearn")
     d = tr.load_digit_tasks(pool=100, generator=torch.Generator().manual_seed(0))
