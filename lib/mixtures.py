@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from numbers import Real
 
 import torch
 from torch import Tensor
@@ -41,6 +42,11 @@ _CHUNK_ELEMENTS = 1 << 22
 # elements (a few hundred kB): they stay in cache and reuse memory, where whole-array
 # temporaries of tens of MB would be freshly paged in for every operation (2-3x slower).
 _CACHE_ELEMENTS = 1 << 16
+# Isotropic and diagonal components in at most this many dimensions use the
+# coordinates-first layout (see GaussianMixture._coords_first_terms).
+_COORDS_FIRST_MAX_D = 4
+# Per-time constants kept per mixture (see GaussianMixture._form).
+_FORMS_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -258,9 +264,11 @@ class GaussianMixture:
         single-time closed forms are used instead.
         """
         x = as_points(x, "x", self.d, dtype=self.dtype, device=self.device)
-        t = as_times(t, n=x.shape[0], dtype=self.dtype, device=self.device)
-        if fast is not None and t.ndim == 0:
-            form = self._precision(float(t))
+        # A plain non-negative number needs no tensor (as_times raises the messages otherwise).
+        plain = isinstance(t, Real) and not isinstance(t, bool) and math.isfinite(t) and t >= 0
+        t = float(t) if plain else as_times(t, n=x.shape[0], dtype=self.dtype, device=self.device)
+        if fast is not None and (plain or t.ndim == 0):
+            form = self._form(float(t), x)
             reader, width = fast
             rows = self._precision_rows(x)
             chunks = range(0, x.shape[0], rows)
@@ -268,9 +276,16 @@ class GaussianMixture:
                 return torch.cat([reader(self._precision_terms(x[i : i + rows], form), None) for i in chunks])
             # Each chunk writes straight into its rows of the output: no per-chunk result to copy.
             out = x.new_empty(x.shape[0], width)
+            terms = self._precision_terms
+            if self.d <= _COORDS_FIRST_MAX_D:
+                buffer = x.new_empty(self.d, min(rows, x.shape[0]))
+                terms = self._precision_terms if form.kind == "full" else self._coords_first_terms
+                terms = functools.partial(terms, buffer=buffer)
             for i in chunks:
-                reader(self._precision_terms(x[i : i + rows], form), out[i : i + rows])
+                reader(terms(x[i : i + rows], form), out[i : i + rows])
             return out
+        if plain:
+            t = as_times(t, n=x.shape[0], dtype=self.dtype, device=self.device)
         work = lambda xs, ts: fn(self._noised_terms(xs, ts))  # noqa: E731
         return _by_rows(work, x, t, max(1, _CHUNK_ELEMENTS // (self.K * self.d)))
 
@@ -278,6 +293,23 @@ class GaussianMixture:
         """Whether autograd records this call (points or parameters that require gradients)."""
         params = (x, self.weights, self.means, self._evals, self._evecs)
         return torch.is_grad_enabled() and any(p is not None and p.requires_grad for p in params)
+
+    def _form(self, t: float, x: Tensor) -> _Form:
+        """``_precision(t)``, remembered for the last few times: repeated calls at one time (a
+        sampler's step, a benchmark, a plot) skip rebuilding the per-time constants. The key
+        holds the parameters' version counters, so changing them in place rebuilds it; under
+        autograd it is always rebuilt, so that gradients reach the parameters."""
+        if self._tracks_grad(x):
+            return self._precision(t)
+        params = (self.weights, self.means, self._evals, self._evecs)
+        key = (t, *(p._version if p is not None else -1 for p in params))
+        cache = self.__dict__.setdefault("_forms", {})
+        form = cache.get(key)
+        if form is None:
+            if len(cache) >= _FORMS_KEPT:
+                cache.pop(next(iter(cache)))  # the oldest entry
+            form = cache[key] = self._precision(t)
+        return form
 
     @functools.cached_property
     def _kind(self) -> str:
@@ -334,18 +366,23 @@ class GaussianMixture:
             return max(1, _CHUNK_ELEMENTS // width)
         return max(256, _CACHE_ELEMENTS // width)
 
-    def _precision_terms(self, x: Tensor, form: _Form) -> tuple[Tensor, Tensor, Tensor]:
+    def _precision_terms(self, x: Tensor, form: _Form, buffer: Tensor | None = None) -> tuple:
         """``(log r, score, posterior mean)`` at one time by matrix products, each as a thunk
         (the last two write into a given output): only what the caller reads is computed.
 
         The per-component terms are laid out components-first, ``(K, n)``: the softmax over
         the few components then reduces across rows of contiguous memory, which vectorises,
         where a reduction along a last axis of length ``K`` would not. No ``(n, K, d)`` array
-        is formed except the whitened residuals of full covariances.
+        is formed except the whitened residuals of full covariances, which read the centred
+        points only through one product: given a ``buffer`` (few dimensions, no autograd; see
+        :meth:`_coords_first_terms`) they are centred into it coordinates-first.
         """
-        xc = x - form.center
-        xt = xc.T  # (d, n), a view: the products read it transposed
         kind = form.kind
+        if kind == "full" and buffer is not None:
+            xt = torch.sub(x.T, form.center[:, None], out=buffer[:, : x.shape[0]])
+        else:
+            xc = x - form.center
+            xt = xc.T  # (d, n), a view: the products read it transposed
         if kind == "full":
             resid = torch.addmm(form.mu_white, form.precision, xt, beta=-1.0)  # W_k^T (x - a m_k), (K d, n)
             per_k = resid.view(self.K, self.d, -1)
@@ -377,6 +414,43 @@ class GaussianMixture:
             inv = form.inv[:, None] if kind == "iso" else form.inv
             score = lambda out: torch.mm(rt, form.precision, out=out).addcmul_(xc, rt @ inv, value=-1.0)  # noqa: E731
             mean = lambda out: torch.mm(rt, form.mean_t, out=out).addcmul_(xc, rt @ form.gain)  # noqa: E731
+        return log_r, score, mean
+
+    def _coords_first_terms(self, x: Tensor, form: _Form, buffer: Tensor) -> tuple:
+        """:meth:`_precision_terms` for isotropic and diagonal components in few dimensions,
+        with the points laid out coordinates-first, ``(d, n)``, in ``buffer`` (no autograd).
+
+        With ``d`` of 2 or 3, every elementwise step on ``(n, d)`` rows broadcasts along an
+        axis too short to vectorise (and the products have an inner dimension of 2 or 3);
+        transposed once, each step runs along the ``n`` points instead (about 1.5-2x faster
+        per call at d = 2). The formulas are those of :meth:`_precision_terms`.
+        """
+        xc = torch.sub(x.T, form.center[:, None], out=buffer[:, : x.shape[0]])  # (d, n)
+        kind = form.kind
+        joint = torch.addmm(form.const, form.precision, xc)  # (K, n)
+        if kind == "iso":
+            joint.addr_(form.inv, (xc * xc).sum(0), alpha=-0.5)
+        elif kind == "diag":
+            joint.addmm_(form.inv, xc * xc, alpha=-0.5)
+        r = torch.softmax(joint, 0)
+        log_r = lambda: torch.log_softmax(joint, 0).T  # noqa: E731
+
+        def write(per_k: Tensor, scale: Tensor | float, out: Tensor) -> Tensor:
+            # per_k^T r + scale * x, with scale a number or one weight per point (and coordinate)
+            res = per_k.T @ r  # (d, n)
+            if isinstance(scale, float):
+                res.add_(xc, alpha=scale)
+            else:
+                res.addcmul_(xc, scale)
+            return out.T.copy_(res) if out is not None else res.T
+
+        if kind == "shared":
+            score = lambda out: write(form.precision, -form.inv, out)  # noqa: E731
+            mean = lambda out: write(form.mean_t, form.gain, out)  # noqa: E731
+        else:
+            inv = form.inv[:, None] if kind == "iso" else form.inv
+            score = lambda out: write(form.precision, -(inv.T @ r), out)  # noqa: E731
+            mean = lambda out: write(form.mean_t, form.gain.T @ r, out)  # noqa: E731
         return log_r, score, mean
 
     def _noised_terms(self, x: Tensor, t: Tensor) -> _Noised:
