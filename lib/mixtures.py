@@ -301,8 +301,8 @@ class GaussianMixture:
         return torch.is_grad_enabled() and any(p is not None and p.requires_grad for p in params)
 
     def _form(self, t: float, x: Tensor) -> _Form:
-        """``_precision(t)``, remembered for the last few times: repeated calls at one time (a
-        sampler's step, a benchmark, a plot) skip rebuilding the per-time constants. The key
+        """``_precision(t)``, remembered for the last few times: repeated calls at one time (batches
+        of an evaluation, a benchmark, a plot) skip rebuilding the per-time constants. The key
         holds the parameters' version counters, so changing them in place rebuilds it; under
         autograd it is always rebuilt, so that gradients reach the parameters."""
         if self._tracks_grad(x):
