@@ -49,6 +49,7 @@ _CACHE_ELEMENTS = 1 << 16
 _COORDS_FIRST_MAX_D = 4
 # Per-time constants kept per mixture (see GaussianMixture._form).
 _FORMS_KEPT = 8
+_FORM_MAX_ELEMENTS = 1 << 16  # K d (K d^2 for full covariances) beyond which none is kept (<= ~12 MB in all)
 
 
 @dataclass(frozen=True)
@@ -304,8 +305,11 @@ class GaussianMixture:
         """``_precision(t)``, remembered for the last few times: repeated calls at one time (batches
         of an evaluation, a benchmark, a plot) skip rebuilding the per-time constants. The key
         holds the parameters' version counters, so changing them in place rebuilds it; under
-        autograd it is always rebuilt, so that gradients reach the parameters."""
-        if self._tracks_grad(x):
+        autograd it is always rebuilt, so that gradients reach the parameters. Large forms (full
+        covariances in high dimension) are not kept: they would hold memory, and their cost,
+        O(K d^2), is small next to a call's O(n K d^2)."""
+        size = self.K * self.d * (self.d if self._kind == "full" else 1)
+        if self._tracks_grad(x) or size > _FORM_MAX_ELEMENTS:
             return self._precision(t)
         params = (self.weights, self.means, self._evals, self._evecs)
         key = (t, *(p._version if p is not None else -1 for p in params))
