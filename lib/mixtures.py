@@ -14,12 +14,14 @@ default and uses log-sum-exp, so scores stay accurate far into the tails.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
 from numbers import Real
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import (
@@ -76,6 +78,44 @@ class _Form:
     mean_t: Tensor  # (K, d) m_k - G_k mu_k; full: (K d, d) the stacked rows of G_k W_k^{-T}
     gain: object = None  # shared: g; iso, diag: (K, d) eigenvalues of G_k
     mu_white: Tensor | None = None  # full: (K d, 1) W_k^T mu_k, stacked
+    pair: _Pair | None = None  # two components, not full: the logistic form's constants
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """Constants of the two-component forms: component 1 against component 2 (index 0, 1).
+
+    With two components the softmax is ``r_1 = sigmoid(j_1 - j_2)``, ``r_2 = 1 - r_1``, and
+    every ``sum_k r_k c_k`` is ``c_2 + r_1 (c_1 - c_2)``: the same formulas with one
+    difference of the joints instead of both, and outer products instead of ``(n, 2)``
+    matrix products."""
+
+    dconst: float  # const_1 - const_2
+    dprec: Tensor  # (d,) C_1^{-1} mu_1 - C_2^{-1} mu_2
+    dsq: Tensor | None  # (d,) 1/v_1 - 1/v_2 in every coordinate (None: one shared variance)
+    prec2: Tensor  # (d,) C_2^{-1} mu_2
+    mean2: Tensor  # (d,) m_2 - G_2 mu_2
+    dmean: Tensor  # (d,)
+    inv: object  # 1/v (shared) or (1/v_2, 1/v_1 - 1/v_2): numbers
+    gain: object  # g (shared) or (g_2, g_1 - g_2): (d,) eigenvalues of G_k
+
+
+def _two_components(form: _Form) -> _Form:
+    """``form`` with its two-component constants (see :class:`_Pair`) where they pay: for one
+    shared variance or two isotropic components (1.1-1.25x per call at d = 5 to 64). Diagonal
+    components keep the general form, whose per-coordinate weights ``sum_k r_k / v_ki`` one
+    ``(n, 2) x (2, d)`` product gives faster than an outer product does."""
+    d1 = lambda v: v[0] - v[1]  # noqa: E731
+    if form.kind == "shared":
+        dsq, inv, gain = None, form.inv, form.gain
+    elif form.kind == "iso":
+        inv = (form.inv[1].item(), d1(form.inv).item())
+        dsq, gain = torch.full_like(form.precision[0], inv[1]), (form.gain[1], d1(form.gain))
+    else:
+        return form
+    pair = _Pair(d1(form.const[:, 0]).item(), d1(form.precision), dsq, form.precision[1],
+                 form.mean_t[1], d1(form.mean_t), inv, gain)
+    return dataclasses.replace(form, pair=pair)
 
 
 class GaussianMixture:
@@ -356,6 +396,12 @@ class GaussianMixture:
             mean_t = (a * self._evals).reshape(-1, 1) * stacked_t
             return _Form(kind, center, self.means, log_norm[:, None], stacked_t.contiguous(),
                          -stacked_t.contiguous(), mean_t.contiguous(), mu_white=mu_white)
+        form = self._scalar_precision(kind, var, center, mu, log_norm, gain)
+        return _two_components(form) if self.K == 2 else form
+
+    def _scalar_precision(self, kind: str, var: Tensor, center: Tensor, mu: Tensor, log_norm: Tensor,
+                          gain: Tensor) -> _Form:
+        """The forms of :meth:`_precision` for isotropic and diagonal components."""
         inv = 1.0 / var
         if kind == "iso" and bool((var[:, 0] == var[0, 0]).all()):
             v_inv = inv[0, 0].item()
@@ -404,6 +450,8 @@ class GaussianMixture:
             score = lambda out: torch.mm(resid.T, form.inv, out=out)  # noqa: E731  -sum_k r_k W_k W_k^T (x - a m_k)
             mean = lambda out: torch.mm(r.T, form.means, out=out).addmm_(resid.T, form.mean_t)  # noqa: E731
             return log_r, score, mean
+        if form.pair is not None:
+            return _pair_terms(xc, form.pair)
         joint = torch.addmm(form.const, form.precision, xt)  # const_k + x.C_k^{-1} mu_k, (K, n)
         if kind == "iso":  # -||x||^2 / 2 v_k
             # (x * x) @ 1 is a matrix-vector product: for small d several times faster than
@@ -489,6 +537,30 @@ class GaussianMixture:
         if self._evecs is None:
             return v.sum(1)
         return torch.einsum("kde,nke->nd", self._evecs, v)
+
+
+def _pair_terms(xc: Tensor, pair: _Pair) -> tuple:
+    """The thunks of :meth:`GaussianMixture._precision_terms` for two isotropic components,
+    by the logistic form (see :class:`_Pair`); ``xc`` are the centred points."""
+    delta = torch.mv(xc, pair.dprec).add_(pair.dconst)  # j_1 - j_2
+    if pair.dsq is not None:
+        delta.addmv_(xc * xc, pair.dsq, alpha=-0.5)
+    r1 = torch.sigmoid(delta)
+    log_r = lambda: torch.stack([F.logsigmoid(delta), F.logsigmoid(-delta)], 1)  # noqa: E731
+
+    def affine(base: Tensor, step: Tensor, scale: object, sign: float, out: Tensor | None) -> Tensor:
+        # base + r_1 step + sign * xc * (scale_2 + r_1 dscale), scale a number or (value at 2, difference)
+        acc = torch.addr(base.expand(xc.shape[0], -1), r1, step, out=out)
+        if isinstance(scale, float):
+            return acc.add_(xc, alpha=sign * scale)
+        lo, diff = scale
+        if isinstance(lo, float):
+            return acc.addcmul_(xc, torch.mul(r1, diff).add_(lo)[:, None], value=sign)
+        return acc.addcmul_(xc, torch.addr(lo.expand(xc.shape[0], -1), r1, diff), value=sign)
+
+    score = lambda out: affine(pair.prec2, pair.dprec, pair.inv, -1.0, out)  # noqa: E731
+    mean = lambda out: affine(pair.mean2, pair.dmean, pair.gain, 1.0, out)  # noqa: E731
+    return log_r, score, mean
 
 
 def _centred(xc: Tensor, x: Tensor) -> Tensor:

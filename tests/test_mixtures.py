@@ -226,7 +226,8 @@ def _long_double_reference(mix: GaussianMixture, x: torch.Tensor, t: float):
 @pytest.mark.parametrize("kind", ["isotropic", "shared", "diagonal", "full"])
 @pytest.mark.parametrize("d", [1, 2, 10, 1000])
 @pytest.mark.parametrize("scale", [1.0, 100.0])
-def test_closed_forms_are_stable_far_out(kind, d, scale):
+@pytest.mark.parametrize("K", [2, 3])
+def test_closed_forms_are_stable_far_out(kind, d, scale, K):
     """t from 1e-8 to 50, d up to 1000, means up to 100, points 50 standard deviations out and
     on the boundary between two components: every closed form matches a long-double reference
     to 1e-10 relative, except for the rounding of the quadratic forms themselves where two
@@ -235,7 +236,7 @@ def test_closed_forms_are_stable_far_out(kind, d, scale):
     component k, and moves the score by at most 2 Delta sum_k r_k ||s_k - s||."""
     if kind == "full" and d == 1000:
         d = 250  # the long-double reference's d x d products take seconds each beyond this
-    mix = _mixture_of_kind(kind, 3, d, scale, seed=d)
+    mix = _mixture_of_kind(kind, K, d, scale, seed=d)
     u = 2.0**-53
     gamma = (d + 8) * u / (1 - (d + 8) * u)
     for t in (1e-8, 1e-2, 1.0, 50.0):
@@ -261,12 +262,13 @@ def test_closed_forms_are_stable_far_out(kind, d, scale):
 @pytest.mark.parametrize("kind", ["isotropic", "shared", "diagonal", "full"])
 @pytest.mark.parametrize("t", [1e-6, 0.1, 3.0, 30.0])
 @pytest.mark.parametrize("d", [2, 5])
-def test_single_time_forms_equal_the_per_row_forms(kind, t, d):
+@pytest.mark.parametrize("K", [2, 4])
+def test_single_time_forms_equal_the_per_row_forms(kind, t, d, K):
     """One scalar t takes the matrix-product forms (coordinates-first for d = 2, components-first
-    for d = 5); the same time given per row takes the direct per-component path. Score, posterior
-    mean and responsibilities agree, in the bulk and 30 standard deviations out, across more rows
-    than one chunk holds."""
-    mix = _mixture_of_kind(kind, 4, d, 10.0, seed=7)
+    for d = 5; the logistic form for K = 2); the same time given per row takes the direct
+    per-component path. Score, posterior mean and responsibilities agree, in the bulk and 30
+    standard deviations out, across more rows than one chunk holds."""
+    mix = _mixture_of_kind(kind, K, d, 10.0, seed=7)
     gen = torch.Generator().manual_seed(2)
     n = 2 * mix._precision_rows(torch.zeros(1, d, dtype=torch.float64)) + 17  # three chunks, the last short
     x = mix.sample(n, t=t, generator=gen)
