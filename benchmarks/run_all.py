@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RESULT = re.compile(r"^result: (?P<what>.+?) = (?P<value>\S+) .*?\(target (?P<target>.+?)\)(?P<miss>\s+NOT MET)?\s*$")
+RESULT = re.compile(r"^result: (?P<what>.+) = (?P<value>\S+) .*?\(target (?P<target>.+?)\)(?P<miss>\s+NOT MET)?\s*$")
 # Benchmarks that print in their own format: (pattern, what, target).
 OTHER_FORMATS = {
     "finite_class_erm": [(re.compile(r"^speed-up: (?P<value>\S+)$"), "finite-class ERM vs looped dsm_loss", "(none)")],

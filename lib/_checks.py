@@ -27,8 +27,12 @@ def as_tensor(
     *,
     dtype: torch.dtype | None = DEFAULT_DTYPE,
     device: torch.device | str | None = None,
+    finite: bool = True,
 ) -> Tensor:
-    """Convert ``value`` to a finite floating tensor, or raise naming ``name``."""
+    """Convert ``value`` to a finite floating tensor, or raise naming ``name``.
+
+    ``finite=False`` leaves the finiteness check (one pass over the data) to the caller, who
+    must then make it, e.g. chunk by chunk while each chunk is in cache anyway."""
     if dtype is not None:
         check_float_dtype(dtype)
     if isinstance(value, Tensor):
@@ -48,9 +52,16 @@ def as_tensor(
         out = out.to(dtype=dtype or DEFAULT_DTYPE)
     if device is not None:
         out = out.to(check_device(device))
-    if not _all_finite(out):
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    if finite:
+        require_finite(out, name)
     return out
+
+
+def require_finite(x: Tensor, name: str) -> Tensor:
+    """``x`` itself, or ValueError naming ``name`` if it holds a NaN or inf."""
+    if not _all_finite(x):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return x
 
 
 def _all_finite(x: Tensor) -> bool:
@@ -74,10 +85,11 @@ def as_points(
     *,
     dtype: torch.dtype | None = DEFAULT_DTYPE,
     device: torch.device | str | None = None,
+    finite: bool = True,
 ) -> Tensor:
     """A finite ``(n, d)`` tensor of points; a 1-D input is read as ``n`` points in 1-D
-    when ``d == 1``."""
-    out = as_tensor(x, name, dtype=dtype, device=device)
+    when ``d == 1``. ``finite`` as in :func:`as_tensor`."""
+    out = as_tensor(x, name, dtype=dtype, device=device, finite=finite)
     if out.ndim == 1 and d == 1:
         out = out[:, None]
     if out.ndim != 2:

@@ -224,9 +224,10 @@ def _long_double_reference(mix: GaussianMixture, x: torch.Tensor, t: float):
 
 
 @pytest.mark.parametrize("kind", ["isotropic", "shared", "diagonal", "full"])
-@pytest.mark.parametrize("d", [1, 10, 1000])
+@pytest.mark.parametrize("d", [1, 2, 10, 1000])
 @pytest.mark.parametrize("scale", [1.0, 100.0])
-def test_closed_forms_are_stable_far_out(kind, d, scale):
+@pytest.mark.parametrize("K", [2, 3])
+def test_closed_forms_are_stable_far_out(kind, d, scale, K):
     """t from 1e-8 to 50, d up to 1000, means up to 100, points 50 standard deviations out and
     on the boundary between two components: every closed form matches a long-double reference
     to 1e-10 relative, except for the rounding of the quadratic forms themselves where two
@@ -235,7 +236,7 @@ def test_closed_forms_are_stable_far_out(kind, d, scale):
     component k, and moves the score by at most 2 Delta sum_k r_k ||s_k - s||."""
     if kind == "full" and d == 1000:
         d = 250  # the long-double reference's d x d products take seconds each beyond this
-    mix = _mixture_of_kind(kind, 3, d, scale, seed=d)
+    mix = _mixture_of_kind(kind, K, d, scale, seed=d)
     u = 2.0**-53
     gamma = (d + 8) * u / (1 - (d + 8) * u)
     for t in (1e-8, 1e-2, 1.0, 50.0):
@@ -260,17 +261,42 @@ def test_closed_forms_are_stable_far_out(kind, d, scale):
 
 @pytest.mark.parametrize("kind", ["isotropic", "shared", "diagonal", "full"])
 @pytest.mark.parametrize("t", [1e-6, 0.1, 3.0, 30.0])
-def test_single_time_forms_equal_the_per_row_forms(kind, t):
-    """One scalar t takes the components-first matrix-product forms; the same time given per
-    row takes the direct per-component path. Score, posterior mean and responsibilities agree,
-    in the bulk and 30 standard deviations out, across more rows than one chunk holds."""
-    mix = _mixture_of_kind(kind, 4, 5, 10.0, seed=7)
+@pytest.mark.parametrize("d", [2, 5])
+@pytest.mark.parametrize("K", [2, 4])
+def test_single_time_forms_equal_the_per_row_forms(kind, t, d, K):
+    """One scalar t takes the matrix-product forms (coordinates-first for d = 2, components-first
+    for d = 5; the logistic form for K = 2); the same time given per row takes the direct
+    per-component path. Score, posterior mean and responsibilities agree, in the bulk and 30
+    standard deviations out, across more rows than one chunk holds."""
+    mix = _mixture_of_kind(kind, K, d, 10.0, seed=7)
     gen = torch.Generator().manual_seed(2)
-    x = mix.sample(3000, t=t, generator=gen)
-    x[:50] += 30 * torch.randn(50, 5, generator=gen, dtype=torch.float64)
+    n = 2 * mix._precision_rows(torch.zeros(1, d, dtype=torch.float64)) + 17  # three chunks, the last short
+    x = mix.sample(n, t=t, generator=gen)
+    x[:50] += 30 * torch.randn(50, d, generator=gen, dtype=torch.float64)
     per_row = torch.full((x.shape[0],), t, dtype=torch.float64)
     for name in ("score", "posterior_mean", "responsibilities"):
         fast, slow = getattr(mix, name)(x, t), getattr(mix, name)(x, per_row)
         scale = slow.norm(dim=1, keepdim=True).clamp_min(1e-300)
         assert fast.shape == slow.shape and torch.isfinite(fast).all(), name
         assert ((fast - slow).norm(dim=1, keepdim=True) <= 1e-10 * scale + 1e-13).all(), name
+
+
+def test_remembered_time_constants_follow_the_parameters():
+    """The per-time constants are reused across calls at one time, but an in-place change of
+    the parameters rebuilds them, and under autograd they carry the parameters' gradients."""
+    mix = _mixture_of_kind("isotropic", 3, 4, 3.0, seed=5)
+    x = mix.sample(50, t=0.2, generator=torch.Generator().manual_seed(0))
+    first = mix.score(x, 0.2)
+    assert torch.equal(mix.score(x, 0.2), first)
+    with torch.no_grad():
+        mix.means.add_(1.0)
+    fresh = GaussianMixture(mix.weights, mix.means.clone(), mix._evals[:, 0].clone())
+    assert torch.allclose(mix.score(x, 0.2), fresh.score(x, 0.2), rtol=1e-13, atol=1e-13)
+    assert not torch.allclose(mix.score(x, 0.2), first)
+    means = mix.means.clone().requires_grad_(True)
+    tracked = GaussianMixture(mix.weights, means, mix._evals[:, 0].clone())
+    with torch.no_grad():
+        tracked.score(x, 0.2)  # remembered without gradients ...
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(tracked.score(x, 0.2).sum(), means)  # ... rebuilt with them
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
