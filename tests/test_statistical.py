@@ -147,3 +147,44 @@ def test_best_in_class_fit_rejects_bad_inputs():
         st.fit_best_in_class(net, lib.demo_1d(), 0.0)
     with pytest.raises(ValueError, match="lbfgs_iters"):
         st.fit_best_in_class(net, lib.demo_1d(), 0.1, lbfgs_iters=10, tail=50)
+
+
+@pytest.mark.parametrize("history,iters", [(5, (7, 6)), (8, (15, 4)), (50, (12, 3))])
+def test_flat_lbfgs_follows_torch_lbfgs(history, iters):
+    """lib._lbfgs.FlatLBFGS (two-loop recursion in matrix form) takes torch.optim.LBFGS's
+    iterates (strong Wolfe, two step calls sharing state, the history wrapping around) to
+    rounding, on a smooth non-convex function of 30 variables."""
+    from lib._lbfgs import FlatLBFGS
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(30, 30, generator=g, dtype=torch.float64)
+    Q, b = A @ A.T / 30 + 0.1 * torch.eye(30, dtype=torch.float64), torch.randn(30, generator=g, dtype=torch.float64)
+    x0 = torch.randn(30, generator=g, dtype=torch.float64)
+
+    def f(x):
+        return 0.5 * x @ Q @ x - b @ x + 0.25 * (x**4).sum() + torch.cos(x).sum()
+
+    def value_and_grad(x):
+        x = x.detach().requires_grad_(True)
+        v = f(x)
+        return v.item(), torch.autograd.grad(v, x)[0]
+
+    p = x0.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([p], lr=1, max_iter=iters[0], history_size=history, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-12, tolerance_change=1e-15)
+
+    def closure():
+        opt.zero_grad()
+        v = f(p)
+        v.backward()
+        return v
+
+    opt.step(closure)
+    opt.param_groups[0]["max_iter"] = iters[1]
+    opt.step(closure)
+    ours = FlatLBFGS(value_and_grad, x0, history=history, tolerance_grad=1e-12, tolerance_change=1e-15)
+    ours.run(iters[0])
+    ours.run(iters[1], iters[0] * 5 // 4)
+    assert ours.k == opt.state[p]["n_iter"] == sum(iters)
+    assert torch.allclose(ours.x, p.detach(), rtol=0, atol=1e-12)
+    assert f(ours.x) < f(x0) - 1
