@@ -18,7 +18,8 @@ with ``v(x)`` the label variance and ``r = f_star - grad log q_t`` the misfit of
 model ``f_star``; with constant noise ``v = C_t`` and no misfit it is ``k C_t / m`` for
 ``k`` parameters: the parametric shape ``P C_t / m``. :func:`linear_theory_1d` computes
 these by quadrature for a linear-spline model on the line (a ReLU layer with frozen first
-layer), :func:`least_squares_fits` fits it on many training sets at once.
+layer), :func:`least_squares_fits` fits it on many training sets at once, and
+:func:`sandwich_estimate` estimates the coefficient from pairs alone (features and labels).
 
 Without a model class the empirical objective (averaged over the noise) is minimised by the
 score of the *noised empirical distribution* ``(1/m) sum_i N(a_t x_i, s_t^2 I)``
@@ -197,6 +198,28 @@ def linear_theory_1d(mixture: GaussianMixture, t: float, knots: object, *, point
     omega = omega_noise + phi.T @ ((w * r * r)[:, None] * phi)
     return LinearTheory(t, kn, G, theta, (w * r * r).sum().item(), (w * v).sum().item(),
                         torch.trace(G_inv @ omega).item(), torch.trace(G_inv @ omega_noise).item())
+
+
+def sandwich_estimate(phi: Tensor, y: Tensor) -> float:
+    """The plug-in sandwich coefficient ``tr(G_hat^{-1} Omega_hat)`` from ``n`` pairs (White 1980).
+
+    ``phi`` ``(n, k)`` are the features, ``y`` ``(n,)`` the labels; ``G_hat = phi^T phi / n``,
+    ``theta_hat`` the least-squares fit on the pairs, ``e = y - phi theta_hat`` its residuals
+    and ``Omega_hat = sum_i phi_i phi_i^T e_i^2 / n``. Divided by a training-set size ``m`` it
+    estimates the statistical error ``tr(G^{-1} Omega) / m`` of least squares on ``m`` fresh
+    pairs (module docstring), with noise and misfit both in the residuals.
+    """
+    phi = as_tensor(phi, "phi", dtype=torch.float64)
+    y = as_tensor(y, "y", dtype=torch.float64)
+    if phi.ndim != 2 or y.shape != phi.shape[:1] or phi.shape[0] <= phi.shape[1]:
+        raise ValueError(f"phi must have shape (n, k) with n > k and y shape (n,), got {tuple(phi.shape)} "
+                         f"and {tuple(y.shape)}")
+    if not (torch.isfinite(phi).all() and torch.isfinite(y).all()):
+        raise ValueError("phi and y must be finite")
+    n = phi.shape[0]
+    G = phi.T @ phi / n
+    e = y - phi @ torch.linalg.solve(G, phi.T @ y / n)
+    return torch.trace(torch.linalg.solve(G, (phi * (e * e)[:, None]).T @ phi / n)).item()
 
 
 def least_squares_fits(mixture: GaussianMixture, theory: LinearTheory, m: int, replicates: int, *,
