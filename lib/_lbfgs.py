@@ -59,7 +59,7 @@ class FlatLBFGS:
             gtd = g.dot(d)
             if gtd > -self.tol_change:
                 break
-            loss, g, t, ls_evals = _strong_wolfe(self._along, self.x, t, d, loss, g, gtd)
+            loss, g, t, ls_evals = _strong_wolfe(self._along, self.x, t, d, loss, g, gtd, max_ls=max_eval - evals)
             self.x = self.x + t * d
             self.t = t
             evals += ls_evals
@@ -107,6 +107,8 @@ class FlatLBFGS:
         where ``Y r_0 = H_0 (-Y g - Y Y^T alpha)``. The direction is ``r_0 + S^T c``.
         """
         m, h = self.count, self.h
+        if m == 0:  # no curvature pair accepted yet: torch's steepest-descent step
+            return -self.h_diag * g
         order = (torch.arange(m) + self.head) % h  # slots, oldest first
         rho, SY = self.rho[order], self.SY[order][:, order]
         eye = torch.eye(m, dtype=g.dtype, device=g.device)

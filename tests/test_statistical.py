@@ -190,6 +190,26 @@ def test_flat_lbfgs_follows_torch_lbfgs(history, iters):
     assert f(ours.x) < f(x0) - 1
 
 
+def test_flat_lbfgs_stops_like_torch_without_curvature():
+    """On a linear function no curvature pair is ever accepted (y.s = 0) and the line search
+    only extrapolates: both stop at the same point after the same evaluations (max_eval)."""
+    from lib._lbfgs import FlatLBFGS
+
+    ours = FlatLBFGS(lambda x: (x.sum().item(), torch.ones_like(x)), torch.zeros(3, dtype=torch.float64))
+    ours.run(5)
+    p = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([p], lr=1, max_iter=5, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        v = p.sum()
+        v.backward()
+        return v
+
+    opt.step(closure)
+    assert ours.count == 0 and torch.equal(ours.x, p.detach())
+
+
 def test_sandwich_estimate_from_pairs_matches_the_quadrature_theory():
     """The plug-in tr(G^-1 Omega) from 1e5 DSM pairs of demo_1d agrees with linear_theory_1d's
     quadrature value: over six seeds its relative spread is 0.6-0.8 % at this n, so 4 % is five
