@@ -349,7 +349,7 @@ def fit_best_in_class(net: BatchedScoreMLP, mixture: GaussianMixture, t: object,
         opt.step()
     # L-BFGS with torch's settings (strong Wolfe, history 50); the last `tail` iterations measure the fall
     lbfgs = FlatLBFGS(value_and_grad, theta.detach(), history=50, tolerance_grad=1e-12, tolerance_change=1e-15)
-    max_eval = (lbfgs_iters - tail) * 5 // 4  # torch.optim.LBFGS's default, kept for the tail
+    max_eval = max(lbfgs_iters - tail, tail) * 5 // 4  # torch.optim.LBFGS's default, kept for the tail
     lbfgs.run(lbfgs_iters - tail, max_eval)
     with torch.no_grad():
         before = losses(lbfgs.x)
