@@ -189,6 +189,7 @@ def test_full_settings():
     for j in range(3):
         assert full[f"sc_app_narrow_{j}"] > growth * full[f"sc_app_wide_{j}"]
     assert full["sc_app_over_stat_max"] < 0.25
+    assert full["sc_app_over_budget_max"] < 1  # the text: a budget-limited fit's error is mostly optimisation
     # 1500 steps: the budget's optimisation error is far below the statistical error, and the
     # long full-batch minimiser overfits: further from f* and from the score in most pairs
     assert full["sc_budget_over_stat_last"] < 0.5
