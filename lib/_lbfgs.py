@@ -109,7 +109,7 @@ class FlatLBFGS:
         m, h = self.count, self.h
         if m == 0:  # no curvature pair accepted yet: torch's steepest-descent step
             return -self.h_diag * g
-        order = (torch.arange(m) + self.head) % h  # slots, oldest first
+        order = (torch.arange(m, device=g.device) + self.head) % h  # slots, oldest first
         rho, SY = self.rho[order], self.SY[order][:, order]
         eye = torch.eye(m, dtype=g.dtype, device=g.device)
         upper = eye + rho[:, None] * SY.triu(1)
