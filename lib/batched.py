@@ -202,11 +202,36 @@ class BatchedScoreMLP(nn.Module):
 
     def _apply_checked(self, x: Tensor, t: Tensor) -> Tensor:
         """The forward pass on validated ``x`` ``(B, n, d)`` and ``t`` ``(B, n)``."""
+        return self._layers(list(self.weights), list(self.biases), x, t)
+
+    def _flat_forward(self, theta: Tensor, x: Tensor, t: Tensor) -> Tensor:
+        """Private fast path: :meth:`forward` with the weights read from the flat vector ``theta``
+        instead of the module, on ``x`` ``(B, n, d)`` and ``t`` ``(B, n)``, with NO checks.
+
+        ``theta`` has the layout of ``torch.nn.utils.parameters_to_vector(self.parameters())``
+        (every model's weights, then biases, layer by layer); the layers are views into it, so
+        ``torch.autograd.grad(loss, theta)`` is the flat gradient. For optimisers over one
+        parameter vector (:func:`lib.statistical.fit_best_in_class`): the checks of
+        :meth:`forward` and the gathering of per-tensor gradients cost more than the
+        evaluation itself for these small networks. Callers guarantee shapes, dtype and ``t > 0``.
+        """
+        views = self._unflatten(theta)
+        n = len(self.weights)
+        return self._layers(views[:n], views[n:], x, t)
+
+    def _unflatten(self, theta: Tensor) -> list[Tensor]:
+        """A flat vector in the layout of ``parameters_to_vector(self.parameters())`` as views
+        shaped like the parameters (weights, then biases)."""
+        params = list(self.parameters())
+        return [v.view_as(p) for v, p in zip(theta.split([p.numel() for p in params]), params)]
+
+    def _layers(self, weights: list[Tensor], biases: list[Tensor], x: Tensor, t: Tensor) -> Tensor:
+        """The network on ``x`` ``(B, n, d)``, ``t`` ``(B, n)`` with the given stacked layers."""
         a = torch.exp(-t)[..., None]
         s2 = -torch.expm1(-2.0 * t)[..., None]
         h = torch.cat([x, time_features(a, s2)], dim=-1) if self.time_features else x
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+        last = len(weights) - 1
+        for i, (w, b) in enumerate(zip(weights, biases)):
             h = torch.baddbmm(b, h, w)
             if i < last:
                 h = torch.relu(h)

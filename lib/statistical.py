@@ -18,7 +18,8 @@ with ``v(x)`` the label variance and ``r = f_star - grad log q_t`` the misfit of
 model ``f_star``; with constant noise ``v = C_t`` and no misfit it is ``k C_t / m`` for
 ``k`` parameters: the parametric shape ``P C_t / m``. :func:`linear_theory_1d` computes
 these by quadrature for a linear-spline model on the line (a ReLU layer with frozen first
-layer), :func:`least_squares_fits` fits it on many training sets at once.
+layer), :func:`least_squares_fits` fits it on many training sets at once, and
+:func:`sandwich_estimate` estimates the coefficient from pairs alone (features and labels).
 
 Without a model class the empirical objective (averaged over the noise) is minimised by the
 score of the *noised empirical distribution* ``(1/m) sum_i N(a_t x_i, s_t^2 I)``
@@ -42,7 +43,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ._checks import ScoreFn, as_points, as_tensor, as_times, check_callable, check_generator, check_int, check_real
-from .batched import BatchedScoreMLP
+from ._lbfgs import FlatLBFGS
+from .batched import BatchedScoreMLP, adam
 from .hardness import quadrature_1d
 from .metrics import Estimate
 from .mixtures import GaussianMixture
@@ -198,6 +200,28 @@ def linear_theory_1d(mixture: GaussianMixture, t: float, knots: object, *, point
                         torch.trace(G_inv @ omega).item(), torch.trace(G_inv @ omega_noise).item())
 
 
+def sandwich_estimate(phi: Tensor, y: Tensor) -> float:
+    """The plug-in sandwich coefficient ``tr(G_hat^{-1} Omega_hat)`` from ``n`` pairs (White 1980).
+
+    ``phi`` ``(n, k)`` are the features, ``y`` ``(n,)`` the labels; ``G_hat = phi^T phi / n``,
+    ``theta_hat`` the least-squares fit on the pairs, ``e = y - phi theta_hat`` its residuals
+    and ``Omega_hat = sum_i phi_i phi_i^T e_i^2 / n``. Divided by a training-set size ``m`` it
+    estimates the statistical error ``tr(G^{-1} Omega) / m`` of least squares on ``m`` fresh
+    pairs (module docstring), with noise and misfit both in the residuals.
+    """
+    phi = as_tensor(phi, "phi", dtype=torch.float64)
+    y = as_tensor(y, "y", dtype=torch.float64)
+    if phi.ndim != 2 or y.shape != phi.shape[:1] or phi.shape[0] <= phi.shape[1]:
+        raise ValueError(f"phi must have shape (n, k) with n > k and y shape (n,), got {tuple(phi.shape)} "
+                         f"and {tuple(y.shape)}")
+    if not (torch.isfinite(phi).all() and torch.isfinite(y).all()):
+        raise ValueError("phi and y must be finite")
+    n = phi.shape[0]
+    G = phi.T @ phi / n
+    e = y - phi @ torch.linalg.solve(G, phi.T @ y / n)
+    return torch.trace(torch.linalg.solve(G, (phi * (e * e)[:, None]).T @ phi / n)).item()
+
+
 def least_squares_fits(mixture: GaussianMixture, theory: LinearTheory, m: int, replicates: int, *,
                        generator: torch.Generator | None = None) -> Tensor:
     """Fit the linear-spline model by least squares on ``replicates`` independent training
@@ -285,7 +309,9 @@ def fit_best_in_class(net: BatchedScoreMLP, mixture: GaussianMixture, t: object,
     deviations of every component, weights the trapezoid rule times ``q_t``): the population
     L2 error itself, with no sampling noise and no pool to overfit. Full-batch Adam (``lr``,
     cosine decay, ``adam_steps``) leaves the initialisation's region, then L-BFGS with a
-    strong-Wolfe line search (Nocedal and Wright 2006, alg. 7.5) converges in it; the
+    strong-Wolfe line search (Nocedal and Wright 2006, alg. 7.5; ``torch.optim.LBFGS``'s
+    algorithm over one flat parameter vector, :class:`lib._lbfgs.FlatLBFGS`, about twice as
+    cheap per iteration for these small networks) converges in it; the
     networks' objectives are summed, so each gets its own gradient. Runs in float64 and
     copies the result back to ``net``'s dtype. ``t`` is one time or one per network.
     """
@@ -302,38 +328,40 @@ def fit_best_in_class(net: BatchedScoreMLP, mixture: GaussianMixture, t: object,
     lr = check_real(lr, "lr", low=0.0, low_open=True)
     x, w = quadrature_1d(mixture, tt, points=points, width=7.0)          # (B, points)
     target = mixture.score(x.reshape(-1, 1), tt[:, None].expand_as(x).reshape(-1)).reshape(*x.shape, 1)
-    x = x[..., None]
+    x, t2 = x[..., None], tt[:, None].expand(x.shape).contiguous()
     work = BatchedScoreMLP(net.B, 1, net.width, net.hidden_layers, net.parameterization,
                            time_features=net.time_features, dtype=torch.float64).load_states(net.states())
-    params = list(work.parameters())
 
-    def losses() -> Tensor:
-        return (w * ((work(x, tt) - target) ** 2).sum(-1)).sum(1)
+    def losses(theta: Tensor) -> Tensor:  # the B objectives; the forward's unchecked flat fast path
+        return (w * ((work._flat_forward(theta, x, t2) - target) ** 2).sum(-1)).sum(1)
 
-    adam = torch.optim.Adam(params, lr=lr)
+    def value_and_grad(theta: Tensor) -> tuple[float, Tensor]:
+        theta = theta.detach().requires_grad_(True)
+        total = losses(theta).sum()
+        return total.item(), torch.autograd.grad(total, theta)[0]
+
+    theta = torch.nn.utils.parameters_to_vector(work.parameters()).detach().requires_grad_(True)
+    opt = adam([theta], lr)
     for k in tqdm(range(adam_steps), desc="best-in-class fit", disable=not progress, leave=False):
-        adam.param_groups[0]["lr"] = 0.5 * lr * (1.0 + math.cos(math.pi * k / adam_steps))
-        adam.zero_grad(set_to_none=True)
-        losses().sum().backward()
-        adam.step()
-    lbfgs = torch.optim.LBFGS(params, lr=1.0, max_iter=lbfgs_iters - tail, history_size=50,
-                              line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
-
-    def closure() -> Tensor:
-        lbfgs.zero_grad(set_to_none=True)
-        total = losses().sum()
-        total.backward()
-        return total
-
-    lbfgs.step(closure)
-    before = losses().detach()
-    lbfgs.param_groups[0]["max_iter"] = tail
-    lbfgs.step(closure)
-    after = losses()
-    grads = torch.autograd.grad(after.sum(), params)
-    grad_norm = torch.sqrt(sum((g.reshape(net.B, -1) ** 2).sum(1) for g in grads))
+        opt.param_groups[0]["lr"] = 0.5 * lr * (1.0 + math.cos(math.pi * k / adam_steps))
+        opt.zero_grad(set_to_none=True)
+        losses(theta).sum().backward()
+        opt.step()
+    # L-BFGS with torch's settings (strong Wolfe, history 50); the last `tail` iterations measure the fall
+    lbfgs = FlatLBFGS(value_and_grad, theta.detach(), history=50, tolerance_grad=1e-12, tolerance_change=1e-15)
+    max_eval = max(lbfgs_iters - tail, tail) * 5 // 4  # torch.optim.LBFGS's default, kept for the tail
+    lbfgs.run(lbfgs_iters - tail, max_eval)
+    with torch.no_grad():
+        before = losses(lbfgs.x)
+    lbfgs.run(tail, max_eval)
+    theta = lbfgs.x.detach().requires_grad_(True)
+    after = losses(theta)
+    (grad,) = torch.autograd.grad(after.sum(), theta)
+    grad_norm = torch.sqrt(sum((g.reshape(net.B, -1) ** 2).sum(1) for g in work._unflatten(grad)))
+    torch.nn.utils.vector_to_parameters(theta.detach(), work.parameters())
     net.load_states(work.states())
     after = after.detach()
     if not torch.isfinite(after).all():
         raise ValueError(f"the fit became non-finite; lower lr (now {lr:g})")
     return ClassFit(after, (before - after) / after, grad_norm.detach())
+

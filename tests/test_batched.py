@@ -208,3 +208,21 @@ def test_bad_inputs():
         batched_score_errors(bm, lib.demo_2d(), 0.1)
     with pytest.raises(ValueError, match="values"):
         mean_and_stderr(torch.zeros(5))
+
+
+@pytest.mark.parametrize("param,time_features", [("noise", False), ("score", True), ("mean", True)])
+def test_flat_forward_equals_the_checked_forward_and_its_gradient(param, time_features):
+    """The private fast path over one parameter vector (used by lib.statistical's L-BFGS fit):
+    same values as forward, and the gradient in theta is autograd's through the module."""
+    net = BatchedScoreMLP(3, 2, 8, 2, param, time_features=time_features, seeds=[4, 5, 6], dtype=torch.float64)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 50, 2, generator=g, dtype=torch.float64)
+    t = 0.05 + torch.rand(3, 50, generator=g, dtype=torch.float64)
+    theta = torch.nn.utils.parameters_to_vector(net.parameters()).detach().requires_grad_(True)
+    fast = net._flat_forward(theta, x, t)
+    checked = net(x, t)
+    assert torch.equal(fast, checked)
+    (grad_fast,) = torch.autograd.grad((fast**2).sum(), theta)
+    grads = torch.autograd.grad((checked**2).sum(), list(net.parameters()))
+    assert torch.equal(grad_fast, torch.cat([gr.reshape(-1) for gr in grads]))
+    assert all(torch.equal(v, p) for v, p in zip(net._unflatten(theta.detach()), net.parameters()))

@@ -103,13 +103,13 @@ def test_error_shrinks_with_m_at_most_times(chapter):
 
 
 def test_quantile_error_is_not_below_the_rms(chapter):
-    """D^delta / RMS > 1 at every grid time, and about 2 (the Gaussian value 1.96) on average:
-    between 1 and Markov's 1/sqrt(delta)."""
+    """The text's claim: D^delta / RMS > 1 at every grid time (it would fail for errors that are
+    a bias with little spread, or a few large errors on a small mass). The text claims no upper
+    value but Markov's 1/sqrt(delta), an inequality for the sample itself (exact, so this checks
+    that the two measures are computed from the same errors); Gaussian errors would give at most
+    1.96, and the measured ratio is reported, not asserted, against that."""
     assert chapter["sm_dq_ratio_min"] > 1
-    assert chapter["sm_dq_ratio_max"] < 3  # near the Gaussian 1.96, far below Markov's 4.47
-    # D^delta <= RMS / sqrt(delta) is Markov's inequality for the sample itself: exact
-    assert chapter["sm_dq_ratio_max"] <= chapter["sm_markov_factor"]
-    assert 1 < chapter["sm_dq_ratio_gamma"] < 3  # the ratio the text quotes at t = gamma
+    assert chapter["sm_dq_ratio_max"] <= chapter["sm_markov_factor"] == pytest.approx(1 / math.sqrt(0.05))
 
 
 def test_paired_excess_equals_l2_error(chapter):

@@ -1,8 +1,8 @@
 """Checks of the gradable exercises of chapter "How many samples?" (book/sample_complexity.md).
 
-* ``ex-sc-5``: the DSM minimum ``C_t`` (the regression's label-noise variance) for Gaussian
-  data ``N(mu, v I_d)``, a closed form; compared in float64 with the mean of
-  :func:`lib.statistical.label_variance` (second-order Tweedie, exact for one Gaussian).
+* ``ex-sc-5``: the predicted statistical error ``tr(G^{-1} Omega) / m`` of least squares,
+  estimated from ``n`` feature-label pairs (the plug-in sandwich); compared in float64 with
+  :func:`lib.statistical.sandwich_estimate` on heteroscedastic, misspecified inputs.
 * ``ex-sc-6``: the empirical optimal score, the score of ``(1/m) sum_i N(a_t x_i, s_t^2 I)``;
   compared with :class:`lib.statistical.EmpiricalScore` at points near the training set and in
   the tails, where a naive (non log-sum-exp) softmax underflows.
@@ -15,8 +15,7 @@ from typing import Any
 
 import torch
 
-from ..mixtures import GaussianMixture
-from ..statistical import EmpiricalScore, label_variance
+from ..statistical import EmpiricalScore, sandwich_estimate
 from .core import Check, allclose, log_uniform, register_check
 
 CHAPTER = "sample_complexity"
@@ -27,23 +26,28 @@ def _randint(gen: torch.Generator, lo: int, hi: int) -> int:
     return int(torch.randint(lo, hi + 1, (), generator=gen).item())
 
 
-# ---------------------------------------------------------------- ex-sc-5: C_t of a Gaussian
-def _gaussian_c_t(v: float, d: int, t: float) -> torch.Tensor:
-    """Mean label variance under ``q_t`` (constant in ``x`` for one Gaussian, so 4 points
-    suffice), as a float64 scalar tensor (``allclose`` would read a Python float as float32)."""
-    gauss = GaussianMixture([1.0], torch.zeros(1, d, dtype=torch.float64), v)
-    x = gauss.sample(4, t=t, generator=torch.Generator().manual_seed(0))
-    return label_variance(gauss, x, t).mean()
+# ---------------------------------------------------------------- ex-sc-5: the sandwich from pairs
+def _sandwich_reference(phi: torch.Tensor, y: torch.Tensor, m: int) -> torch.Tensor:
+    """``tr(G_hat^{-1} Omega_hat) / m`` as a float64 scalar tensor."""
+    return torch.tensor(sandwich_estimate(phi, y) / m, dtype=torch.float64)
 
 
-def _gaussian_inputs(gen: torch.Generator) -> dict[str, Any]:
-    return {"v": log_uniform(gen, 0.01, 10.0), "d": _randint(gen, 1, 6), "t": log_uniform(gen, *T_RANGE)}
+def _sandwich_inputs(gen: torch.Generator) -> dict[str, Any]:
+    """Features with an intercept, labels with a misfit and noise whose variance grows
+    ``e^2``-fold across the inputs (so a constant-noise ``k sigma^2 / m`` is far off)."""
+    n, k = _randint(gen, 200, 2000), _randint(gen, 2, 6)
+    kw = dict(generator=gen, dtype=torch.float64)
+    x = torch.randn(n, **kw)
+    phi = torch.cat([torch.ones(n, 1, dtype=torch.float64), x[:, None],
+                     torch.randn(n, k - 2, **kw) + 0.5 * x[:, None]], dim=1)
+    y = phi @ torch.randn(k, **kw) + torch.sin(2 * x) + torch.exp(x) * torch.randn(n, **kw)
+    return {"phi": phi, "y": y, "m": int(log_uniform(gen, 10, 1e5))}
 
 
 register_check(Check(
-    "ex-sc-5", _gaussian_c_t, _gaussian_inputs, allclose(1e-9),
-    forbidden=("lib.statistical.label_variance", "lib.statistical.dsm_noise_variance_1d",
-               "lib.statistical.score_second_moment_1d", "lib.statistical.dsm_excess_paired"),
+    "ex-sc-5", _sandwich_reference, _sandwich_inputs, allclose(1e-8),  # float64 k x k linear algebra
+    forbidden=("lib.statistical.sandwich_estimate", "lib.statistical.linear_theory_1d",
+               "lib.statistical.LinearTheory.predicted_stat_error"),
     chapter=CHAPTER))
 
 

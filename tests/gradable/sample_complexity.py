@@ -8,14 +8,16 @@ import lib
 import lib.statistical
 
 
-def _c_t_without_signal(v, d, t):
-    """A typical mistake: C_t = d / s_t^2, the label variance with no information in x_t."""
-    return d / -math.expm1(-2.0 * t)
+def _sandwich_constant_noise(phi, y, m):
+    """A typical mistake: the classical least-squares variance k sigma^2 / m, which assumes the
+    residuals have the same variance at every input (true only for constant noise and no misfit)."""
+    n, k = phi.shape
+    theta = torch.linalg.lstsq(phi, y[:, None]).solution[:, 0]
+    return k * ((y - phi @ theta) ** 2).mean().item() / m
 
 
-def _c_t_via_reference(v, d, t):
-    gauss = lib.GaussianMixture([1.0], torch.zeros(1, d, dtype=torch.float64), v)
-    return lib.statistical.label_variance(gauss, torch.zeros(1, d, dtype=torch.float64), t).item()
+def _sandwich_via_reference(phi, y, m):
+    return lib.statistical.sandwich_estimate(phi, y) / m
 
 
 def _empirical_score_unscaled_means(x, t, train):
@@ -30,5 +32,5 @@ def _empirical_score_via_reference(x, t, train):
     return lib.statistical.EmpiricalScore(train)(x, t)
 
 
-WRONG = {"ex-sc-5": _c_t_without_signal, "ex-sc-6": _empirical_score_unscaled_means}
-CALLS_REFERENCE = {"ex-sc-5": _c_t_via_reference, "ex-sc-6": _empirical_score_via_reference}
+WRONG = {"ex-sc-5": _sandwich_constant_noise, "ex-sc-6": _empirical_score_unscaled_means}
+CALLS_REFERENCE = {"ex-sc-5": _sandwich_via_reference, "ex-sc-6": _empirical_score_via_reference}
