@@ -63,7 +63,10 @@ def check_gap(ch) -> None:
     for dom in ("in", "out", "both"):
         for key in ("gap_small", "gap_shrink"):
             assert abs(ch[f"tr_{dom}_{key}_z"] - ch[f"tr_{dom}_{key}"] / ch[f"tr_{dom}_{key}_se"]) < 1e-6
-        if dom != "both":  # paired mean = difference of means
+        if dom == "both":  # the per-seed average of the two targets: its mean is the mean of theirs
+            for key in ("gap_small", "gap_shrink"):
+                assert abs(ch[f"tr_both_{key}"] - (ch[f"tr_in_{key}"] + ch[f"tr_out_{key}"]) / 2) < 1e-6
+        else:  # paired mean = difference of means
             assert abs(ch[f"tr_{dom}_gap_shrink"] - (ch[f"tr_{dom}_gap_small"] - ch[f"tr_{dom}_gap_large"])) < 1e-6
         assert ch[f"tr_{dom}_gap_small"] > 0 and ch[f"tr_{dom}_gap_shrink"] > 0
     assert ch["tr_both_gap_small_z"] > z and ch["tr_both_gap_shrink_z"] > z
