@@ -238,7 +238,8 @@ def report(title: str, tau: float, rows: dict[str, Row], ratios: list[float]) ->
         its = ",".join("-" if k is None else str(k) for k in row.iterations)
         secs = "not timed" if row.seconds is None else f"{row.seconds:.4f}"
         print(f"{name:>36s} {its:>14s} {secs:>13s} {row.error:19.4f}")
-    what = f"GD / scikit-learn CPU time at equal accuracy, {title.split(',')[0]}, tau {tau}"
+    setting = title.split(",")[0].replace(" = ", "=")  # no ' = ' before the value (run_all's pattern)
+    what = f"GD / scikit-learn CPU time at equal accuracy, {setting}, tau {tau}"
     if ratios:
         ratio = statistics.median(ratios)
         print(f"GD / sklearn time ratio at equal accuracy: median {ratio:.2f} "
