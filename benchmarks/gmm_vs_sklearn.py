@@ -12,9 +12,10 @@ Every method gets
   in ``d`` dimensions), so every method ends as accurate as the MLE up to a stated fraction of
   the statistical error. The rule needs the MLE, so it is an oracle: an untimed run of each
   method counts the iterations it needs (scikit-learn one EM iteration per ``fit`` call,
-  ``warm_start``), and the timed run makes exactly that many (scikit-learn ``max_iter`` = that
-  count, ``tol = 0``; GD is deterministic given its generator, and the timed run is checked to
-  end where the count says);
+  ``warm_start``; GD the median over ``GD_SEEDS`` noise seeds, since near its own distance from
+  the MLE one seed's count is erratic), and the timed run makes exactly that many (scikit-learn
+  ``max_iter`` = that count, ``tol = 0``; GD with the median seed: it is deterministic given its
+  generator, and the timed run is checked to end where the count says);
 * a warm-up call before timing, one thread for torch and for the BLAS behind NumPy, and float64
   arithmetic for all. ``--float32`` passes float32 data and starts to every method, but that is not
   like for like: scikit-learn keeps its responsibilities, weights, variances and means in float64
@@ -89,6 +90,7 @@ MAX_STEPS = 1000  # the most steps any method gets to reach a tolerance
 LIMIT_STEPS = 1500  # GD's own limit: the average of this many iterates (untimed)
 NOISE = "projected"  # fresh noise, drawn only where the gradient sees it (same gradient in distribution)
 SEEDS = 3
+GD_SEEDS = 5  # GD's step count is the median over this many noise seeds (odd)
 ROUNDS = 7
 TARGET = 2.0  # GD within this factor of scikit-learn's time at equal accuracy
 
@@ -152,14 +154,34 @@ def running_average(traj: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def gd_run(x: torch.Tensor, start: torch.Tensor, steps: int) -> gmm.GDResult:
-    g = torch.Generator().manual_seed(1)
+def gd_run(x: torch.Tensor, start: torch.Tensor, steps: int, seed: int = 1) -> gmm.GDResult:
+    g = torch.Generator().manual_seed(seed)
     return gmm.gd_ddpm(x, start, T_GD, steps=steps, lr=start.shape[0] / 2, average_from=BURN_IN, noise=NOISE,
                        generator=g)
 
 
+_AVERAGES: dict[tuple, torch.Tensor] = {}  # GD's running averages per (data, dtype, seed): reused across TAUS
+
+
+def gd_count(p: Problem, dtype: torch.dtype, mle: torch.Tensor, radius: float) -> tuple[int | None, int]:
+    """GD's steps to ``radius``, the median over ``GD_SEEDS`` noise seeds (not reached counts as
+    more than any), and the seed that gives it. Near GD's own distance from the MLE the count of
+    one noise seed is erratic (10 to 109 steps over six seeds on one K = 4 data set at tau 0.5),
+    so one seed would make the ratio a lottery."""
+    found = []
+    for seed in range(1, GD_SEEDS + 1):
+        key = (id(p), dtype, seed)
+        if key not in _AVERAGES:
+            run = gd_run(p.x.to(dtype), p.start.to(dtype), MAX_STEPS, seed)
+            _AVERAGES[key] = running_average(run.trajectory.double())
+        found.append((first_within(_AVERAGES[key], mle, radius), seed))
+    found.sort(key=lambda c: math.inf if c[0] is None else c[0])
+    return found[GD_SEEDS // 2]
+
+
 def counts(p: Problem, dtype: torch.dtype, mle: torch.Tensor, radius: float) -> dict[str, int | None]:
-    """Untimed: the iterations each method needs to come within ``radius`` of ``mle``."""
+    """Untimed: the iterations each method needs to come within ``radius`` of ``mle`` (GD: the
+    median over noise seeds, and ``gd_seed``, the seed that needs that many)."""
     x, start = p.x.to(dtype), p.start.to(dtype)
     sk, traj = sklearn_model(start.numpy(), 1, warm_start=True), [start.double()]
     for _ in range(MAX_STEPS):  # one EM iteration per call; stop once inside
@@ -167,9 +189,9 @@ def counts(p: Problem, dtype: torch.dtype, mle: torch.Tensor, radius: float) -> 
         if first_within(traj[-1][None], mle, radius) is not None:
             break
     em = gmm.em(x, start, steps=MAX_STEPS).double()
-    gd = running_average(gd_run(x, start, MAX_STEPS).trajectory.double())
+    gd, gd_seed = gd_count(p, dtype, mle, radius)
     return {"sklearn": first_within(torch.stack(traj), mle, radius), "em": first_within(em, mle, radius),
-            "gd": first_within(gd, mle, radius)}
+            "gd": gd, "gd_seed": gd_seed}
 
 
 def methods(p: Problem, dtype: torch.dtype, n_iter: dict[str, int]) -> dict[str, Callable[[], torch.Tensor]]:
@@ -178,7 +200,7 @@ def methods(p: Problem, dtype: torch.dtype, n_iter: dict[str, int]) -> dict[str,
     return {"sklearn GaussianMixture (EM)": lambda: torch.as_tensor(
                 sklearn_model(start_np, n_iter["sklearn"]).fit(x_np).means_),
             "lib EM, untied": lambda: gmm.em(x, start, steps=n_iter["em"])[-1],
-            f"lib GD on L_t, t = {T_GD}, step K/2": lambda: gd_run(x, start, n_iter["gd"]).final}
+            f"lib GD on L_t, t = {T_GD}, step K/2": lambda: gd_run(x, start, n_iter["gd"], n_iter["gd_seed"]).final}
 
 
 @dataclass
@@ -269,6 +291,7 @@ def main() -> None:
     with threadpool_limits(limits=1):
         for make in (two_components, k_components):
             problems = [make(n, seed) for seed in range(SEEDS)]
+            _AVERAGES.clear()  # keyed by id(problem): ids of freed problems may be reused
             mles = [gmm.em(p.x, p.start, steps=5000, tol=1e-12)[-1] for p in problems]
             for tau in TAUS:
                 report(f"{problems[0].name}, n = {n}", tau, *measure(problems, mles, dtype, tau, rounds))
