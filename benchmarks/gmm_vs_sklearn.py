@@ -12,11 +12,16 @@ Every method gets
   in ``d`` dimensions), so every method ends as accurate as the MLE up to a stated fraction of
   the statistical error. The rule needs the MLE, so it is an oracle: an untimed run of each
   method counts the iterations it needs (scikit-learn one EM iteration per ``fit`` call,
-  ``warm_start``), and the timed run makes exactly that many (scikit-learn ``max_iter`` = that
-  count, ``tol = 0``; GD is deterministic given its generator, and the timed run is checked to
-  end where the count says);
-* a warm-up call before timing, one thread for torch and for the BLAS behind NumPy, and the same
-  float dtype (float32 for all; ``--float64`` for all in float64).
+  ``warm_start``; GD the median over ``GD_SEEDS`` noise seeds, since near its own distance from
+  the MLE one seed's count is erratic), and the timed run makes exactly that many (scikit-learn
+  ``max_iter`` = that count, ``tol = 0``; GD with the median seed: it is deterministic given its
+  generator, and the timed run is checked to end where the count says);
+* a warm-up call before timing, one thread for torch and for the BLAS behind NumPy, and float64
+  arithmetic for all. ``--float32`` passes float32 data and starts to every method, but that is not
+  like for like: scikit-learn keeps its responsibilities, weights, variances and means in float64
+  and multiplies the float32 data by them, so it computes in float64 either way (its time per
+  iteration does not change), while lib's EM and GD compute in float32 and take about half the
+  time per step. A float32 ratio therefore compares float32 GD with float64 scikit-learn.
 
 lib's EM here is *untied*: K free centres, as scikit-learn fits. lib's GD on ``L_t`` uses the
 softmax student with K free centres, step ``K/2`` on ``mu_t`` (``1/2`` per unit weight: by the
@@ -50,8 +55,12 @@ they are medians over ``ROUNDS`` rounds in which the methods run interleaved, an
 scikit-learn ratio is the median of the per-round ratios, so that what load remains affects
 both alike.
 
-    python benchmarks/gmm_vs_sklearn.py            # n = 20000
+    python benchmarks/gmm_vs_sklearn.py            # n = 20000, float64
     python benchmarks/gmm_vs_sklearn.py --quick    # n = 4000, fewer rounds, no GD limit
+    python benchmarks/gmm_vs_sklearn.py --float32  # lib in float32 (scikit-learn stays float64)
+
+Each tolerance ends with a line ``result: ... = <GD / scikit-learn ratio> (target 2x)`` for
+``benchmarks/run_all.py`` (the target of the like-for-like race: within 2x of scikit-learn).
 """
 
 from __future__ import annotations
@@ -81,7 +90,9 @@ MAX_STEPS = 1000  # the most steps any method gets to reach a tolerance
 LIMIT_STEPS = 1500  # GD's own limit: the average of this many iterates (untimed)
 NOISE = "projected"  # fresh noise, drawn only where the gradient sees it (same gradient in distribution)
 SEEDS = 3
+GD_SEEDS = 5  # GD's step count is the median over this many noise seeds (odd)
 ROUNDS = 7
+TARGET = 2.0  # GD within this factor of scikit-learn's time at equal accuracy
 
 
 @dataclass
@@ -143,14 +154,34 @@ def running_average(traj: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def gd_run(x: torch.Tensor, start: torch.Tensor, steps: int) -> gmm.GDResult:
-    g = torch.Generator().manual_seed(1)
+def gd_run(x: torch.Tensor, start: torch.Tensor, steps: int, seed: int = 1) -> gmm.GDResult:
+    g = torch.Generator().manual_seed(seed)
     return gmm.gd_ddpm(x, start, T_GD, steps=steps, lr=start.shape[0] / 2, average_from=BURN_IN, noise=NOISE,
                        generator=g)
 
 
+_AVERAGES: dict[tuple, torch.Tensor] = {}  # GD's running averages per (data, dtype, seed): reused across TAUS
+
+
+def gd_count(p: Problem, dtype: torch.dtype, mle: torch.Tensor, radius: float) -> tuple[int | None, int]:
+    """GD's steps to ``radius``, the median over ``GD_SEEDS`` noise seeds (not reached counts as
+    more than any), and the seed that gives it. Near GD's own distance from the MLE the count of
+    one noise seed is erratic (10 to 109 steps over six seeds on one K = 4 data set at tau 0.5),
+    so one seed would make the ratio a lottery."""
+    found = []
+    for seed in range(1, GD_SEEDS + 1):
+        key = (id(p), dtype, seed)
+        if key not in _AVERAGES:
+            run = gd_run(p.x.to(dtype), p.start.to(dtype), MAX_STEPS, seed)
+            _AVERAGES[key] = running_average(run.trajectory.double())
+        found.append((first_within(_AVERAGES[key], mle, radius), seed))
+    found.sort(key=lambda c: math.inf if c[0] is None else c[0])
+    return found[GD_SEEDS // 2]
+
+
 def counts(p: Problem, dtype: torch.dtype, mle: torch.Tensor, radius: float) -> dict[str, int | None]:
-    """Untimed: the iterations each method needs to come within ``radius`` of ``mle``."""
+    """Untimed: the iterations each method needs to come within ``radius`` of ``mle`` (GD: the
+    median over noise seeds, and ``gd_seed``, the seed that needs that many)."""
     x, start = p.x.to(dtype), p.start.to(dtype)
     sk, traj = sklearn_model(start.numpy(), 1, warm_start=True), [start.double()]
     for _ in range(MAX_STEPS):  # one EM iteration per call; stop once inside
@@ -158,9 +189,9 @@ def counts(p: Problem, dtype: torch.dtype, mle: torch.Tensor, radius: float) -> 
         if first_within(traj[-1][None], mle, radius) is not None:
             break
     em = gmm.em(x, start, steps=MAX_STEPS).double()
-    gd = running_average(gd_run(x, start, MAX_STEPS).trajectory.double())
+    gd, gd_seed = gd_count(p, dtype, mle, radius)
     return {"sklearn": first_within(torch.stack(traj), mle, radius), "em": first_within(em, mle, radius),
-            "gd": first_within(gd, mle, radius)}
+            "gd": gd, "gd_seed": gd_seed}
 
 
 def methods(p: Problem, dtype: torch.dtype, n_iter: dict[str, int]) -> dict[str, Callable[[], torch.Tensor]]:
@@ -169,7 +200,7 @@ def methods(p: Problem, dtype: torch.dtype, n_iter: dict[str, int]) -> dict[str,
     return {"sklearn GaussianMixture (EM)": lambda: torch.as_tensor(
                 sklearn_model(start_np, n_iter["sklearn"]).fit(x_np).means_),
             "lib EM, untied": lambda: gmm.em(x, start, steps=n_iter["em"])[-1],
-            f"lib GD on L_t, t = {T_GD}, step K/2": lambda: gd_run(x, start, n_iter["gd"]).final}
+            f"lib GD on L_t, t = {T_GD}, step K/2": lambda: gd_run(x, start, n_iter["gd"], n_iter["gd_seed"]).final}
 
 
 @dataclass
@@ -229,29 +260,38 @@ def report(title: str, tau: float, rows: dict[str, Row], ratios: list[float]) ->
         its = ",".join("-" if k is None else str(k) for k in row.iterations)
         secs = "not timed" if row.seconds is None else f"{row.seconds:.4f}"
         print(f"{name:>36s} {its:>14s} {secs:>13s} {row.error:19.4f}")
+    setting = title.split(",")[0].replace(" = ", "=")  # no ' = ' before the value (run_all's pattern)
+    what = f"GD / scikit-learn CPU time at equal accuracy, {setting}, tau {tau}"
     if ratios:
-        print(f"GD / sklearn time ratio at equal accuracy: median {statistics.median(ratios):.2f} "
+        ratio = statistics.median(ratios)
+        print(f"GD / sklearn time ratio at equal accuracy: median {ratio:.2f} "
               f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+        print(f"result: {what} = {ratio:.2f}x (target {TARGET:g}x){'' if ratio <= TARGET else '  NOT MET'}")
     else:
         late = [name for name, row in rows.items() if None in row.iterations]
         print(f"GD / sklearn time ratio at equal accuracy: none ({'; '.join(late)} did not come within the "
               f"tolerance in {MAX_STEPS} iterations on every data set; '-' marks those data sets)")
+        print(f"result: {what} = none (target {TARGET:g}x)  NOT MET")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n = 4000 instead of 20000, 3 rounds, no GD limit")
-    parser.add_argument("--float64", action="store_true", help="run every method in float64")
+    parser.add_argument("--float32", action="store_true",
+                        help="float32 data for every method (lib computes in float32, scikit-learn still in float64)")
     args = parser.parse_args()
     n, rounds = (4000, 3) if args.quick else (20_000, ROUNDS)
-    dtype = torch.float64 if args.float64 else torch.float32
+    dtype = torch.float32 if args.float32 else torch.float64
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     print(f"{dtype}, one thread; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
           f"(CPU times; what load remains is shared by all methods)")
+    if args.float32:
+        print("float32 is not like for like: scikit-learn computes in float64 on float32 data, lib in float32")
     with threadpool_limits(limits=1):
         for make in (two_components, k_components):
             problems = [make(n, seed) for seed in range(SEEDS)]
+            _AVERAGES.clear()  # keyed by id(problem): ids of freed problems may be reused
             mles = [gmm.em(p.x, p.start, steps=5000, tol=1e-12)[-1] for p in problems]
             for tau in TAUS:
                 report(f"{problems[0].name}, n = {n}", tau, *measure(problems, mles, dtype, tau, rounds))

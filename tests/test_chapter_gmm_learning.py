@@ -115,11 +115,15 @@ def test_phase2_ends_at_the_statistical_scale(chapter):
     # phase 1 ends within its predicted spread. Orthogonally to mu* the squared distance is a sum
     # of D - 1 independent Gaussian squares of equal variance (the problem is symmetric about
     # the mu* axis) with expectation pred^2: pred^2 chi^2_{D-1} / (D-1). The one direction along mu*,
-    # which the prediction leaves out, only adds: at most 1.5 times one orthogonal direction's
-    # variance (it adds about 8 % to the mean square, 1.5 / (D - 1)). Bounds at probability 1e-4 each:
+    # which the prediction leaves out, only adds; its variance is not derived: independent
+    # replications (300 runs of phase 1 at m = 3000) measured about twice one orthogonal
+    # direction's, so allow three times. Those runs
+    # also had slightly heavier tails than chi^2 (variance of the orthogonal sum 15 % larger;
+    # largest ratio 1.83 of 299) and one outlier (8.99) from a start at cosine 0.014 that had
+    # not aligned in 100 steps: the 1e-4 levels below are approximate.
     pred, dist, p = chapter["gm_phase1_rms_pred"], chapter["gm_err_phase2_start"], 1e-4
     lower = math.sqrt(chi2.ppf(p, D - 1) / (D - 1))
-    upper = math.sqrt((chi2.ppf(1 - p, D - 1) + 1.5 * chi2.ppf(1 - p, 1)) / (D - 1))
+    upper = math.sqrt((chi2.ppf(1 - p, D - 1) + 3 * chi2.ppf(1 - p, 1)) / (D - 1))
     assert lower * pred < dist < upper * pred, (dist / pred, lower, upper)
     # (pred against 2 sqrt(d/m) would compare two functions of the settings, not a measurement)
 
@@ -173,6 +177,13 @@ def test_poor_start_in_the_plane_stays_poor(chapter):
 def test_warm_start_sweep(chapter):
     assert chapter["gm_sweep_success_small"] == 1.0 and chapter["gm_sweep_success_em_small"] == 1.0
     assert chapter["gm_sweep_em_failures"] <= chapter["gm_sweep_gd_failures"]
+    # the success threshold (6 units of sqrt(Kd/m)) sits in a gap: no run, GD or EM, ends between
+    # 5 and 12 units, so the counts do not depend on its exact value. Successful runs end at
+    # about 1-4 units (EM about 1-2.3, GD's noisy last iterate up to about 4), escaped ones at
+    # about 100; a centre stuck between two clusters would end at about half a separation, 10
+    # units or more at these separations, inside or above the band.
+    assert chapter["gm_sweep_band_runs"] == 0
+    assert chapter["gm_sweep_gd_ok_max"] < 5 and chapter["gm_sweep_em_ok_max"] < 5
 
 
 def test_em_recovers_from_aimed_far_starts_at_least_as_often_as_gd(chapter):
@@ -200,7 +211,7 @@ def test_race_at_equal_accuracy(chapter):
     """Iterations to come within tau sqrt(Kd/m) of the sample's MLE. EM contracts geometrically:
     a handful of iterations. GD's running average of fresh-noise iterates approaches its limit
     like 1/sqrt(steps), so it needs more steps than EM at every tolerance, and more for the
-    smaller one. Its limit (the average after the whole budget) is less than half the
+    smaller one. Its limit (the average after the whole budget) is a fraction of the
     statistical error from the MLE: the two estimators of the same sample differ by a fraction
     of their common sqrt(Kd/m) error."""
     budget = chapter["gm_race_steps"]
@@ -209,7 +220,18 @@ def test_race_at_equal_accuracy(chapter):
         em1, gd1 = chapter[f"gm_race_{name}_em_1"], chapter[f"gm_race_{name}_gd_1"]
         assert em0 <= em1 <= 20 and gd0 <= gd1  # EM: geometric; a tighter tolerance takes longer
         assert gd0 <= budget and gd0 > em0 and gd1 > em1, name
-        assert chapter[f"gm_race_{name}_limit"] < chapter["gm_race_tau_0"]
+        # GD's limit is a fraction of the statistical error from the MLE. Not below tau_0 = 0.5:
+        # independent replications (30 quick data sets) put the four-component one at 0.29
+        # (median) to 0.50 (largest), above 0.45 in 7 % of them; 0.6 leaves room for that spread
+        assert chapter[f"gm_race_{name}_limit"] < 0.6, name
+        # what keeps GD away is partly the distance between the estimators, not only the average's
+        # noise: noise alone would halve from a quarter of the budget to all of it (ratio about
+        # 0.48 with the averaging start, spread about 0.07); the text claims it shrank by less.
+        # (Independent replications, 30 quick data sets: ratio 0.60-1.1, median 0.81 (two
+        # components), 0.87 (K = 4); at 600 steps about 0.95: see the full-settings test.)
+        assert chapter[f"gm_race_{name}_limit"] > 0.5 * chapter[f"gm_race_{name}_quarter"], name
+        # and it is small next to the MLE's own error (about one unit, worst of K centres: below 0.75 only rarely)
+        assert chapter[f"gm_race_{name}_limit"] < 0.75 * chapter[f"gm_race_{name}_mle_err"], name
 
 
 def test_the_objective_has_a_ridge_and_the_likelihood_has_none(chapter):
@@ -279,3 +301,5 @@ def test_full_settings():
     assert full["gm_ex1_err"] < 2 * full["gm_ex1_se"]
     test_em_recovers_from_aimed_far_starts_at_least_as_often_as_gd(full)
     test_race_at_equal_accuracy(full)
+    for name in ("two", "k"):  # at 600 steps the noise share is smaller (the ratio 0.48 would be pure noise)
+        assert full[f"gm_race_{name}_limit"] > 0.6 * full[f"gm_race_{name}_quarter"], name

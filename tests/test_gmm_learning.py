@@ -474,6 +474,12 @@ def _ex5_forward_ad(theta, x0, z, t):
                             for e in torch.eye(theta.shape[0], dtype=theta.dtype)])
 
 
+def _ex5_backward(theta, x0, z, t):
+    th = theta.clone().requires_grad_(True)
+    torch.autograd.backward(_ex5_loss(th, x0, z, t))
+    return th.grad
+
+
 _EX5_AUTODIFF = {
     "torch.func.grad": lambda theta, x0, z, t: torch.func.grad(_ex5_loss)(theta, x0, z, t),
     "torch.func.jacrev": lambda theta, x0, z, t: torch.func.jacrev(_ex5_loss)(theta, x0, z, t),
@@ -488,6 +494,7 @@ _EX5_AUTODIFF = {
     "torch.autograd.forward_ad.make_dual": _ex5_forward_ad,
     "torch.autograd.grad": lambda theta, x0, z, t: torch.autograd.grad(
         _ex5_loss(th := theta.clone().requires_grad_(True), x0, z, t), th)[0],
+    "torch.autograd.backward": _ex5_backward,
 }
 
 

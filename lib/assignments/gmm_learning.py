@@ -40,7 +40,7 @@ def _problem(generator: torch.Generator) -> dict:
 AUTODIFF = tuple(f"torch.func.{name}" for name in ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd",
                                                   "hessian", "linearize")) + tuple(
     f"torch.autograd.functional.{name}" for name in ("jacobian", "vjp", "jvp", "vhp", "hvp", "hessian")) + (
-    "torch.autograd.forward_ad.make_dual", "torch.autograd.forward_ad.unpack_dual")
+    "torch.autograd.forward_ad.make_dual", "torch.autograd.forward_ad.unpack_dual", "torch.autograd.backward")
 
 
 def _gradient_reference(theta: torch.Tensor, x0: torch.Tensor, z: torch.Tensor, t: float) -> torch.Tensor:
