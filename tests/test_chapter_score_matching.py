@@ -103,8 +103,9 @@ def test_error_shrinks_with_m_at_most_times(chapter):
 
 
 def test_quantile_error_is_not_below_the_rms(chapter):
-    """The text's claim: D^delta / RMS > 1 at every grid time (it would fail for errors that are
-    a bias with little spread, or a few large errors on a small mass). The text claims no upper
+    """The text's claim: D^delta / RMS > 1 at every grid time (it would fail for large errors on
+    less than a fraction delta of the mass; a bias with little spread gives a ratio just above 1,
+    see the next test, so it does not catch that). The text claims no upper
     value but Markov's 1/sqrt(delta), an inequality for the sample itself (exact, so this checks
     that the two measures are computed from the same errors); Gaussian errors would give at most
     1.96 on the line (next test), and the measured ratio is reported, not asserted, against that."""
