@@ -310,8 +310,8 @@ def fit_best_in_class(net: BatchedScoreMLP, mixture: GaussianMixture, t: object,
     L2 error itself, with no sampling noise and no pool to overfit. Full-batch Adam (``lr``,
     cosine decay, ``adam_steps``) leaves the initialisation's region, then L-BFGS with a
     strong-Wolfe line search (Nocedal and Wright 2006, alg. 7.5; ``torch.optim.LBFGS``'s
-    algorithm over one flat parameter vector, :class:`lib._lbfgs.FlatLBFGS`, about twice as
-    cheap per iteration for these small networks) converges in it; the
+    algorithm over one flat parameter vector, :class:`lib._lbfgs.FlatLBFGS`, 1.2-1.5 times
+    as fast for these small networks, ``benchmarks/best_in_class_lbfgs.py``) converges in it; the
     networks' objectives are summed, so each gets its own gradient. Runs in float64 and
     copies the result back to ``net``'s dtype. ``t`` is one time or one per network.
     """
