@@ -13,6 +13,7 @@ One home for each idea the chapters use:
 * :mod:`lib.badsets` — scores that are quantile-accurate but arbitrarily wrong on bad sets;
 * :mod:`lib.gmm_learning` — gradient descent on the DDPM objective for mixtures, EM, power method;
 * :mod:`lib.threads` — which work runs on how many intra-op threads;
+* :mod:`lib.optim` — Adam for the training loops (torch's step, without importing ``torch._dynamo``);
 * :mod:`lib.girsanov` — the KL chain-rule cost of a score error to the sampler, injected errors;
 * :mod:`lib.statistical` — DSM as regression: label noise, the sandwich theory of the statistical
   error, the empirical optimal score;

@@ -46,6 +46,7 @@ from ._checks import (
 from .dsm import WEIGHTINGS
 from .mixtures import GaussianMixture
 from .networks import PARAMETERIZATIONS, ScoreMLP, read_out, time_features
+from .optim import adam
 from .threads import small_work
 
 
@@ -457,16 +458,6 @@ def train_batched(
     return BatchedTrainResult(losses=losses, steps=steps, noise=noise, snapshots=out_snaps)
 
 
-def adam(params: list[Tensor], lr: float) -> torch.optim.Adam:
-    """``torch.optim.Adam`` (Kingma and Ba 2015, torch's defaults) on the stacked ``(B, ...)``
-    parameters. Adam is elementwise, so this is exactly ``B`` independent Adams; its fused
-    kernel is the fastest form on the CPU too (``benchmarks/batched_training.py``).
-    ``params`` is a non-empty list of tensors, ``lr`` a finite learning rate > 0."""
-    if not isinstance(params, (list, tuple)) or not params or not all(isinstance(p, Tensor) for p in params):
-        raise TypeError("params must be a non-empty list of tensors")
-    lr = check_real(lr, "lr", low=0.0, low_open=True)
-    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-    return torch.optim.Adam(params, lr=lr, fused=fused or None)
 
 
 def _noised(x0: Tensor, t: Tensor, z: Tensor) -> Tensor:

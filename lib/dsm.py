@@ -33,6 +33,7 @@ from ._checks import (
     check_seed,
 )
 from .forward import noising_inputs
+from .optim import adam
 from .threads import small_work
 
 WEIGHTINGS = ("sigma2", "none")
@@ -135,7 +136,7 @@ def train_dsm(
     check_choice(weighting, "weighting", WEIGHTINGS)
     gen = torch.Generator(device=ref.device).manual_seed(check_seed(seed))
     check_bool(progress, "progress")
-    opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
+    opt = adam(params, lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
     if noise == "fixed":
         fixed_t, fixed_z = sample_t(m, gen), torch.randn(x0.shape, generator=gen, dtype=x0.dtype, device=x0.device)
     losses = torch.empty(steps, dtype=torch.float64)
