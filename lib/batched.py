@@ -458,8 +458,6 @@ def train_batched(
     return BatchedTrainResult(losses=losses, steps=steps, noise=noise, snapshots=out_snaps)
 
 
-
-
 def _noised(x0: Tensor, t: Tensor, z: Tensor) -> Tensor:
     """``a_t x_0 + s_t z`` for ``(B, n, d)`` points and ``(B, n)`` times."""
     return torch.exp(-t)[..., None] * x0 + torch.sqrt(-torch.expm1(-2.0 * t))[..., None] * z

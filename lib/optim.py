@@ -32,11 +32,9 @@ class Adam:
         self.steps = [torch.zeros((), dtype=torch.float32, device=p.device if fused else "cpu") for p in self.params]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop the gradients (torch's default; lib's loops never keep zeroed ones)."""
         for p in self.params:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
+            p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:

@@ -44,10 +44,11 @@ from tqdm.auto import tqdm
 
 from ._checks import ScoreFn, as_points, as_tensor, as_times, check_callable, check_generator, check_int, check_real
 from ._lbfgs import FlatLBFGS
-from .batched import BatchedScoreMLP, adam
+from .batched import BatchedScoreMLP
 from .hardness import quadrature_1d
 from .metrics import Estimate
 from .mixtures import GaussianMixture
+from .optim import adam
 
 _CHUNK = 1 << 22  # elements of the (rows, m) work array of EmpiricalScore
 

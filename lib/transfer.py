@@ -38,8 +38,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ._checks import as_tensor, check_choice, check_generator, check_int, check_real
-from .batched import BatchedScoreMLP, adam
+from .batched import BatchedScoreMLP
 from .mixtures import GaussianMixture
+from .optim import adam
 from .sampling import sample as _sample
 
 # ====================================================================== the task family

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import lib
-from lib import batched, bounds, forward, gmm_learning, hardness, networks, quantile, sampling, sweeps
+from lib import batched, bounds, forward, gmm_learning, hardness, networks, optim, quantile, sampling, sweeps
 
 NAN = float("nan")
 G = torch.Generator().manual_seed(0)
@@ -392,8 +392,8 @@ bad(B.gaur2025, lambda: B.gaur2025(0.1, version="v9"), ValueError, "version must
 # ---------------------------------------------------------------- lib.batched
 BM = batched.BatchedScoreMLP
 TB = batched.train_batched
-bad(batched.adam, lambda: batched.adam([], 0.1), TypeError, "params must be a non-empty list of tensors")
-bad(batched.adam, lambda: batched.adam([torch.zeros(2)], 0.0), ValueError, r"lr must lie in \(0, inf\)")
+bad(optim.adam, lambda: optim.adam([], 0.1), TypeError, "params must be a non-empty list of tensors")
+bad(optim.adam, lambda: optim.adam([torch.zeros(2)], 0.0), ValueError, r"lr must lie in \(0, inf\)")
 bad(BM, lambda: BM(0, 2), ValueError, "B must be >= 1")
 bad(BM, lambda: BM(2, 2, seeds=[1]), ValueError, "seeds must hold B = 2")
 bad(BM, lambda: BM(2, 2, seeds=[1, -1]), ValueError, r"seeds\[b\] must be >= 0")
