@@ -226,3 +226,21 @@ def test_flat_forward_equals_the_checked_forward_and_its_gradient(param, time_fe
     grads = torch.autograd.grad((checked**2).sum(), list(net.parameters()))
     assert torch.equal(grad_fast, torch.cat([gr.reshape(-1) for gr in grads]))
     assert all(torch.equal(v, p) for v, p in zip(net._unflatten(theta.detach()), net.parameters()))
+
+
+@pytest.mark.parametrize("param,time_features,layers", [("noise", False, 2), ("score", True, 1), ("mean", True, 3)])
+def test_flat_squared_error_gradient_is_autograds(param, time_features, layers):
+    """The written-out backward pass (lib.statistical's L-BFGS fit) gives the weighted squared
+    errors of the forward and autograd's gradient of their sum, to rounding in float64."""
+    net = BatchedScoreMLP(3, 2, 8, layers, param, time_features=time_features, seeds=[4, 5, 6], dtype=torch.float64)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 40, 2, generator=g, dtype=torch.float64)
+    t = 0.05 + torch.rand(3, 40, generator=g, dtype=torch.float64)
+    w = torch.rand(3, 40, generator=g, dtype=torch.float64)
+    target = torch.randn(3, 40, 2, generator=g, dtype=torch.float64)
+    theta = torch.nn.utils.parameters_to_vector(net.parameters()).detach().requires_grad_(True)
+    expected = (w * ((net(x, t) - target) ** 2).sum(-1)).sum(1)
+    grads = torch.autograd.grad(expected.sum(), list(net.parameters()))
+    losses, grad = net._flat_squared_error(x, t, w, target)(theta.detach())
+    torch.testing.assert_close(losses, expected.detach(), rtol=1e-13, atol=0)
+    torch.testing.assert_close(grad, torch.cat([gr.reshape(-1) for gr in grads]), rtol=1e-11, atol=1e-13)
