@@ -17,7 +17,9 @@ Every method gets
   ``max_iter`` = that count, ``tol = 0``; GD with the median seed: it is deterministic given its
   generator, and the timed run is checked to end where the count says);
 * a warm-up call before timing, one thread for torch and for the BLAS behind NumPy, and float64
-  arithmetic for all. ``--float32`` passes float32 data and starts to every method, but that is not
+  arithmetic for all (GD draws its standard normals in float32 and widens them to float64, five
+  times faster than torch's float64 draws; their rounding is far below the Monte-Carlo error
+  of a step). ``--float32`` passes float32 data and starts to every method, but that is not
   like for like: scikit-learn keeps its responsibilities, weights, variances and means in float64
   and multiplies the float32 data by them, so it computes in float64 either way (its time per
   iteration does not change), while lib's EM and GD compute in float32 and take about half the

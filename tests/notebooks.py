@@ -43,6 +43,12 @@ class ExecutedChapter:
         return sum("image/png" in out.get("data", {}) for cell in self.notebook.cells
                    for out in cell.get("outputs", []))
 
+    @property
+    def stderr(self) -> list[str]:
+        """What the chapter's cells wrote to stderr (warnings, progress bars): readers see it on the page."""
+        return [out.get("text", "") for cell in self.notebook.cells for out in cell.get("outputs", [])
+                if out.get("output_type") == "stream" and out.get("name") == "stderr"]
+
     def cells_tagged(self, tag: str) -> list[nbformat.NotebookNode]:
         return [c for c in self.notebook.cells if tag in c.get("metadata", {}).get("tags", [])]
 

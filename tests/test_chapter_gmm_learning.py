@@ -305,3 +305,8 @@ def test_full_settings():
     test_race_at_equal_accuracy(full)
     for name in ("two", "k"):  # at 600 steps the noise share is smaller (the ratio 0.48 would be pure noise)
         assert full[f"gm_race_{name}_limit"] > 0.6 * full[f"gm_race_{name}_quarter"], name
+
+
+def test_nothing_reaches_stderr(chapter):
+    """No warning or progress bar is printed on the chapter's page."""
+    assert not chapter.stderr, chapter.stderr

@@ -228,3 +228,8 @@ def test_full_settings():
     assert full["hd_dich_q_below_delta_max"] <= 1
     assert math.log(10) / 1.9 < full["hd_dich_l2_eta_m_min"] <= full["hd_dich_l2_eta_m_max"] < math.log(10) * 1.9
     assert abs(full["hd_ks_main"] - full["hd_ks_main_exact"]) < dkw(full["hd_n_sample"])
+
+
+def test_nothing_reaches_stderr(chapter):
+    """No warning or progress bar is printed on the chapter's page."""
+    assert not chapter.stderr, chapter.stderr

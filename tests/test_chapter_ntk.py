@@ -206,3 +206,8 @@ def test_full_settings():
     assert full["ntk_time_ratio_min"] > 1 and full["ntk_time_ratio_large_t"] > 3
 
 
+
+
+def test_nothing_reaches_stderr(chapter):
+    """No warning or progress bar is printed on the chapter's page."""
+    assert not chapter.stderr, chapter.stderr

@@ -189,3 +189,8 @@ def test_full_settings():
     assert full["qe_visit_excess_z_max"] < 4
     assert full["qe_visit_ratio_tail_median"] < 0.5 < 0.6 < full["qe_visit_ratio_moving_median"]
     assert full["qe_coarse_ratio_min"] > 1.5
+
+
+def test_nothing_reaches_stderr(chapter):
+    """No warning or progress bar is printed on the chapter's page."""
+    assert not chapter.stderr, chapter.stderr

@@ -206,3 +206,8 @@ def test_full_settings():
 
 def test_gradable_exercises_pass(chapter):
     chapter.assert_checks_pass()
+
+
+def test_nothing_reaches_stderr(chapter):
+    """No warning or progress bar is printed on the chapter's page."""
+    assert not chapter.stderr, chapter.stderr

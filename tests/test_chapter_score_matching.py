@@ -191,3 +191,8 @@ def test_gradable_exercises_pass(chapter):
     """The chapter's own answers to ex-sm-1 (Gaussian DSM minimum) and ex-sm-2 (two-component
     denoiser) pass their checks against lib's references."""
     chapter.assert_checks_pass()
+
+
+def test_nothing_reaches_stderr(chapter):
+    """No warning or progress bar is printed on the chapter's page."""
+    assert not chapter.stderr, chapter.stderr

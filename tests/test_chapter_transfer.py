@@ -180,3 +180,8 @@ def test_full_digit_baselines(full):
     assert 0.9 < full["tr_dg_mse_y"] < 1.2
     for key in ("tr_dg_mse_ft_small", "tr_dg_mse_sc_small", "tr_dg_mse_wiener"):
         assert full[key] < 0.3 * full["tr_dg_mse_y"]
+
+
+def test_nothing_reaches_stderr(chapter):
+    """No warning or progress bar is printed on the chapter's page."""
+    assert not chapter.stderr, chapter.stderr
