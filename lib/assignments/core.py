@@ -230,11 +230,14 @@ def _student_traceback(exc: BaseException) -> str:
 def _forbid(names: tuple[str, ...], fn: Callable[..., Any]) -> Iterator[None]:
     """Make each named reference raise while the answer runs, wherever it is bound."""
     saved: list[tuple[Any, str, Any]] = []
+    # lib's modules, listed once: sys.modules holds thousands of entries once torch, scikit-learn
+    # and matplotlib are loaded, and scanning it per name and per input cost a check ~0.3 s
+    spaces = [m for k, m in list(sys.modules.items()) if k == "lib" or k.startswith("lib.")]
     try:
         for name in names:
             original = _resolve(name)
             guard = _guard(name)
-            for owner, attr in _bindings(name, original, fn):
+            for owner, attr in _bindings(name, original, fn, spaces):
                 saved.append((owner, attr, owner.__dict__[attr] if isinstance(owner, type)
                                else _get(owner, attr)))
                 _set(owner, attr, guard)
@@ -263,14 +266,13 @@ def _try_import(name: str) -> Any:
         return None
 
 
-def _bindings(name: str, original: Any, fn: Callable[..., Any]) -> list[tuple[Any, str]]:
-    """Every place the answer could reach ``original`` from: its class, lib's modules, fn's globals."""
+def _bindings(name: str, original: Any, fn: Callable[..., Any], spaces: list[Any]) -> list[tuple[Any, str]]:
+    """Every place the answer could reach ``original`` from: its class, lib's modules (``spaces``), fn's globals."""
     owner_name, _, attr = name.rpartition(".")
     owner = _resolve(owner_name)
     if isinstance(owner, type):  # patch the class that defines it, so subclasses see the guard too
         return [(next(k for k in owner.__mro__ if attr in k.__dict__), attr)]
     found = [(owner, attr)]
-    spaces = [m for k, m in list(sys.modules.items()) if k == "lib" or k.startswith("lib.")]
     for space in spaces:
         for key, value in list(vars(space).items()):
             if value is original and (space, key) != (owner, attr):
