@@ -62,3 +62,29 @@ def test_shown_px_per_pt():
     assert plotting.shown_px_per_pt(10.0, 110) == pytest.approx(688 / 720)  # 1100 px: shrunk
     with pytest.raises(ValueError):
         plotting.shown_px_per_pt(0.0, 110)
+
+
+def test_display_holds_the_readable_layout_and_restores_the_engine():
+    """The display hook prints with the layout make_readable computed held fixed: the same PNG
+    byte for byte as a tight save that lays the figure out again, and the figure keeps its
+    layout engine afterwards (shown again after a change, it is laid out anew)."""
+    from IPython.core.pylabtools import print_figure
+
+    plotting.use_style()
+
+    def figure():
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        axes[0].plot([0, 1], [0, 1], label="a")
+        axes[1].semilogy([1, 2], [1, 100])
+        axes[0].set(xlabel="$t$", ylabel=r"$\cos\theta$", title="panel")
+        axes[0].legend()
+        plotting.make_readable(fig)
+        return fig
+
+    fig, again = figure(), figure()
+    engine = fig.get_layout_engine()
+    held = plotting._print_laid_out(fig, lambda f: print_figure(f, "png", bbox_inches="tight"))
+    assert held == print_figure(again, "png", bbox_inches="tight")
+    assert fig.get_layout_engine() is engine
+    plt.close(fig)
+    plt.close(again)
