@@ -338,6 +338,10 @@ def fit_best_in_class(net: BatchedScoreMLP, mixture: GaussianMixture, t: object,
 
     value_and_grad = work._flat_squared_error(x, t2, w, target)  # theta -> (the B objectives, flat gradient)
 
+    def total_and_grad(theta: Tensor) -> tuple[float, Tensor]:  # what L-BFGS minimises: their sum
+        losses, grad = value_and_grad(theta)
+        return losses.sum().item(), grad
+
     theta = torch.nn.utils.parameters_to_vector(work.parameters()).detach()
     theta.grad = torch.zeros_like(theta)
     opt = adam([theta], lr)
@@ -346,8 +350,7 @@ def fit_best_in_class(net: BatchedScoreMLP, mixture: GaussianMixture, t: object,
         theta.grad.copy_(value_and_grad(theta)[1])
         opt.step()
     # L-BFGS with torch's settings (strong Wolfe, history 50); the last `tail` iterations measure the fall
-    lbfgs = FlatLBFGS(lambda th: (lambda v, g: (v.sum().item(), g))(*value_and_grad(th)), theta.clone(),
-                      history=50, tolerance_grad=1e-12, tolerance_change=1e-15)
+    lbfgs = FlatLBFGS(total_and_grad, theta.clone(), history=50, tolerance_grad=1e-12, tolerance_change=1e-15)
     max_eval = max(lbfgs_iters - tail, tail) * 5 // 4  # torch.optim.LBFGS's default, kept for the tail
     lbfgs.run(lbfgs_iters - tail, max_eval)
     before = value_and_grad(lbfgs.x)[0]
