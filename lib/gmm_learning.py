@@ -224,11 +224,14 @@ class _ProjectedNoise:
     independent: ``Z B`` is an ``n x r`` standard normal ``G``, and given ``W`` the part
     ``P_perp Z^T W^T`` is Gaussian with column covariance ``W W^T`` on the complement, that is
     ``P_perp Xi (W W^T)^{1/2}`` with a ``d x K`` standard normal ``Xi``. So ``n r + d K`` normal
-    draws give the gradient exactly in distribution, where ``z`` itself takes ``n d``.
+    draws give the gradient exactly in distribution (up to the float32 draws below), where ``z``
+    itself takes ``n d``.
 
     On a CPU the normals are drawn in float32 and widened to float64: torch draws float32
     normals about five times as fast, the draw was most of a GD step's time, and their rounding
-    (relative 6e-8) is far below the Monte-Carlo error of anything they enter.
+    (relative 6e-8; torch's float32 Box-Muller also caps ``|z|`` near 5.8, where float64's cap is
+    near 8.6, a tail of probability 1e-8) is far below the Monte-Carlo error of anything they enter.
+    On CUDA, and for float32 parameters, the normals are drawn in the parameters' dtype.
     """
 
     def __init__(self, theta: Tensor, n: int, generator: torch.Generator | None) -> None:

@@ -116,9 +116,12 @@ def _print_laid_out(fig, printer):
     """``printer(fig)`` with the layout :func:`make_readable` has just computed held fixed.
 
     The inline backend's tight save draws the figure twice, and each draw would rerun the
-    layout engine (constrained layout costs about a third of a figure's display); the image is
-    the same byte for byte. The engine is restored afterwards, so a figure changed and shown
-    again is laid out anew."""
+    layout engine (constrained layout costs about a third of a figure's display). The image is
+    the same up to sub-pixel shifts: constrained layout rerun on a figure it has just laid out
+    moves axes by a fraction of a pixel in some figures (twin axes, colorbars, polar axes; a
+    one-pixel change of a tight box's height seen), so the bytes can differ though nothing
+    visible does. The engine is restored afterwards, so a figure changed and shown again is
+    laid out anew."""
     engine = fig.get_layout_engine()
     if engine is None:
         return printer(fig)

@@ -84,3 +84,29 @@ def test_answer_decorator_registers_and_returns_the_function():
         answer("sm-2")
     with pytest.raises(ValueError, match="already registered"):
         register_check(Check(LABEL, _reference, _inputs, allclose(1e-10)))
+
+
+def test_a_module_imported_while_the_names_resolve_is_guarded_too(monkeypatch):
+    """Resolving a forbidden name can import a lib module that binds another forbidden name
+    (``from .hardness import quadrature_1d``); that binding is guarded as well."""
+    import sys
+    import types
+
+    from lib.forward import sigma2
+    late = types.ModuleType("lib._late_probe")
+    resolve = core._resolve
+
+    def importing_resolve(name):
+        if name == "lib.forward.sigma":  # stands for an import the first name's resolution triggers
+            late.s2 = sigma2
+            monkeypatch.setitem(sys.modules, "lib._late_probe", late)
+        return resolve(name)
+
+    monkeypatch.setattr(core, "_resolve", importing_resolve)
+    core._CHECKS.pop(LABEL)
+    register_check(Check(LABEL, _reference, _inputs, allclose(1e-10),
+                         forbidden=("lib.forward.sigma", "lib.forward.sigma2")))
+    # one input: with more, the module is listed (and guarded) from the second input on anyway
+    result = check(LABEL, n_inputs=1, answers={LABEL: lambda x, t: -x / sys.modules["lib._late_probe"].s2(t)})
+    assert result.status == "WRONG" and "refused" in result.message
+    assert late.s2 is sigma2

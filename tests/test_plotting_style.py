@@ -65,9 +65,11 @@ def test_shown_px_per_pt():
 
 
 def test_display_holds_the_readable_layout_and_restores_the_engine():
-    """The display hook prints with the layout make_readable computed held fixed: the same PNG
-    byte for byte as a tight save that lays the figure out again, and the figure keeps its
-    layout engine afterwards (shown again after a change, it is laid out anew)."""
+    """The display hook prints with the layout make_readable computed held fixed: for this plain
+    two-panel figure the same PNG byte for byte as a tight save that lays the figure out again
+    (twin axes, colorbars or polar axes can shift by a fraction of a pixel: see _print_laid_out),
+    and the figure keeps its layout engine afterwards (shown again after a change, it is laid
+    out anew)."""
     from IPython.core.pylabtools import print_figure
 
     plotting.use_style()

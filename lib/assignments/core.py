@@ -230,12 +230,13 @@ def _student_traceback(exc: BaseException) -> str:
 def _forbid(names: tuple[str, ...], fn: Callable[..., Any]) -> Iterator[None]:
     """Make each named reference raise while the answer runs, wherever it is bound."""
     saved: list[tuple[Any, str, Any]] = []
-    # lib's modules, listed once: sys.modules holds thousands of entries once torch, scikit-learn
-    # and matplotlib are loaded, and scanning it per name and per input cost a check ~0.3 s
+    # Resolve every name first: resolving may import a lib module, which may bind another name's
+    # reference. Then list lib's modules once: sys.modules holds thousands of entries once torch,
+    # scikit-learn and matplotlib are loaded, and scanning it per name and per input cost a check ~0.3 s
+    originals = [_resolve(name) for name in names]
     spaces = [m for k, m in list(sys.modules.items()) if k == "lib" or k.startswith("lib.")]
     try:
-        for name in names:
-            original = _resolve(name)
+        for name, original in zip(names, originals):
             guard = _guard(name)
             for owner, attr in _bindings(name, original, fn, spaces):
                 saved.append((owner, attr, owner.__dict__[attr] if isinstance(owner, type)
