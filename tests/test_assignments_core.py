@@ -110,3 +110,23 @@ def test_a_module_imported_while_the_names_resolve_is_guarded_too(monkeypatch):
     result = check(LABEL, n_inputs=1, answers={LABEL: lambda x, t: -x / sys.modules["lib._late_probe"].s2(t)})
     assert result.status == "WRONG" and "refused" in result.message
     assert late.s2 is sigma2
+
+
+def test_a_module_first_imported_by_the_answer_gets_its_references_back(monkeypatch):
+    """A lib module first imported while the answer runs copies whatever its imports are bound
+    to then, i.e. the guard; after the check it holds the reference again, so the rest of the
+    notebook can call it."""
+    import sys
+    import types
+
+    from lib.forward import sigma2
+
+    def answer_importing_a_module(x, t):
+        late = types.ModuleType("lib._late_import_probe")
+        late.s2 = lib.forward.sigma2  # what `from .forward import sigma2` binds during the answer
+        monkeypatch.setitem(sys.modules, "lib._late_import_probe", late)
+        return -x / (1 - torch.exp(torch.tensor(-2.0 * t, dtype=torch.float64)))
+
+    result = check(LABEL, n_inputs=2, answers={LABEL: answer_importing_a_module})
+    assert result.status == "PASS", result.message
+    assert sys.modules["lib._late_import_probe"].s2 is sigma2

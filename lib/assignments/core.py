@@ -235,9 +235,11 @@ def _forbid(names: tuple[str, ...], fn: Callable[..., Any]) -> Iterator[None]:
     # scikit-learn and matplotlib are loaded, and scanning it per name and per input cost a check ~0.3 s
     originals = [_resolve(name) for name in names]
     spaces = [m for k, m in list(sys.modules.items()) if k == "lib" or k.startswith("lib.")]
+    guards: dict[int, tuple[Any, Any]] = {}  # id(guard) -> (guard, the reference it stands for)
     try:
         for name, original in zip(names, originals):
             guard = _guard(name)
+            guards[id(guard)] = (guard, original)
             for owner, attr in _bindings(name, original, fn, spaces):
                 saved.append((owner, attr, owner.__dict__[attr] if isinstance(owner, type)
                                else _get(owner, attr)))
@@ -246,6 +248,17 @@ def _forbid(names: tuple[str, ...], fn: Callable[..., Any]) -> Iterator[None]:
     finally:
         for owner, attr, value in reversed(saved):
             _set(owner, attr, value)
+        _unbind_new(guards, {id(m) for m in spaces})
+
+
+def _unbind_new(guards: dict[int, tuple[Any, Any]], listed: set[int]) -> None:
+    """Give back the references in lib modules first imported while the answer ran: such a module
+    bound a guard (``from .x import f`` copies whatever ``x.f`` was then) and would keep it."""
+    for key, module in list(sys.modules.items()):
+        if (key == "lib" or key.startswith("lib.")) and id(module) not in listed:
+            for attr, value in list(vars(module).items()):
+                if id(value) in guards and value is guards[id(value)][0]:
+                    setattr(module, attr, guards[id(value)][1])
 
 
 def _resolve(name: str) -> Any:
