@@ -161,7 +161,7 @@ def ddpm_gradient(mu: Tensor, x0: Tensor, t: float, z: Tensor | None = None, *, 
 
 
 def _loss_and_grad(theta: Tensor, x0: Tensor, z: Tensor | _ProjectedNoise, a: float, s: float,
-                   sum_sq_x0: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
+                   sum_sq_x0: Tensor | None = None, x0_t: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
     """Loss and gradient in ``theta = mu_t`` at ``x = a x0 + s z``, residual ``r = s(x) + z/s``.
 
     Written out rather than through :func:`student_score` and autograd for speed: ``r = f(x) -
@@ -171,6 +171,8 @@ def _loss_and_grad(theta: Tensor, x0: Tensor, z: Tensor | _ProjectedNoise, a: fl
     times faster than over the short last axis of an ``(n, K)`` array) and two ``(d, n)``
     products for the gradient, with no ``(n, d)`` or ``(n, K, d)`` temporaries. Tested equal to
     autograd. With a :class:`_ProjectedNoise` for ``z`` only the gradient is computed (the loss is None).
+    ``x0_t``, ``x0.T`` stored contiguously, makes the product with the centres a quarter faster
+    (callers that step many times pass it).
     """
     n = x0.shape[0]
     c = a * a / s
@@ -195,7 +197,7 @@ def _loss_and_grad(theta: Tensor, x0: Tensor, z: Tensor | _ProjectedNoise, a: fl
         return loss, (2.0 / n) * grad
     # (K, n) arrays, updated in place where a value is not needed again: each pass over them
     # costs as much as the products with x0 do
-    aP, Q = (a * theta) @ x0.T, zq  # a theta_j . x0_i, theta_j . z_i
+    aP, Q = (a * theta) @ (x0.T if x0_t is None else x0_t), zq  # a theta_j . x0_i, theta_j . z_i
     w = _softmax_rows(torch.add(aP, Q, alpha=s).sub_(0.5 * (theta * theta).sum(-1, keepdim=True)))
     M = (theta @ theta.T) @ w  # row j, column i: (sum_k w_ki theta_k) . theta_j
     loss = None if base is None else (base + (w * (M - 2 * aP + 2 * c * Q)).sum()) / n
@@ -405,13 +407,16 @@ def gd_ddpm(x0: Tensor, init: Tensor, t: float, *, steps: int = 100, lr: float =
     traj[0] = init
     losses = torch.empty(0 if noise == "projected" else steps + 1, dtype=torch.float64)
     sum_sq_x0 = torch.vdot(x0.reshape(-1), x0.reshape(-1))
+    x0_t = x0.T.contiguous() if init.ndim == 2 else None
     estimate, mean, converged, k = init, None, False, 0
     for k in tqdm(range(steps + 1), desc="GD on L_t", disable=not check_bool(progress, "progress"), leave=False):
+        if k == steps and noise == "projected":  # no loss to record: the last gradient would go unused
+            break
         if noise == "projected":
             z = _ProjectedNoise(theta, x0.shape[0], generator)
         elif k == 0 or noise == "fresh":
             z = noise_like(x0, generator)
-        loss, grad = _loss_and_grad(theta, x0, z, a, s, sum_sq_x0)
+        loss, grad = _loss_and_grad(theta, x0, z, a, s, sum_sq_x0, x0_t)
         if not ((loss is None or torch.isfinite(loss)) and torch.isfinite(grad).all()):
             raise ValueError(f"the DDPM objective or its gradient stopped being finite at step {k}; "
                              f"lower lr (now {lr:g})")
