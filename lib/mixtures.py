@@ -79,6 +79,7 @@ class _Form:
     gain: object = None  # shared: g; iso, diag: (K, d) eigenvalues of G_k
     mu_white: Tensor | None = None  # full: (K d, 1) W_k^T mu_k, stacked
     pair: _Pair | None = None  # two components, not full: the logistic form's constants
+    reach: float = math.inf  # largest |x - c| whose quadratic forms stay finite (see _centred)
 
 
 @dataclass(frozen=True)
@@ -330,7 +331,9 @@ class GaussianMixture:
             for i in chunks:
                 reader(terms(part(i), form), out[i : i + rows])
             return out
-        require_finite(x, "x")
+        # per-row times: every variance is at least min(eigenvalue, 1) (a convex combination of
+        # the two) and |a_t m_k| <= |m_k|, so this reach from the origin holds at every time
+        _within_reach(x, _reach(torch.clamp(self._evals, max=1.0), self.means), 1, "the origin")
         if plain:
             t = as_times(t, n=x.shape[0], dtype=self.dtype, device=self.device)
         work = lambda xs, ts: fn(self._noised_terms(xs, ts))  # noqa: E731
@@ -388,6 +391,7 @@ class GaussianMixture:
         log_norm = torch.log(self.weights) - 0.5 * (torch.log(var).sum(-1) + self.d * math.log(2 * math.pi))
         gain = a * self._evals / var  # eigenvalues of G_k = a S_k C_k^{-1}
         kind = self._kind
+        reach = _reach(var, mu)
         if kind == "full":
             white = self._evecs * torch.rsqrt(var)[:, None, :]  # W_k, (K, d, d)
             mu_white = torch.einsum("kde,kd->ke", white, mu).reshape(-1, 1)  # W_k^T mu_k, stacked
@@ -395,8 +399,8 @@ class GaussianMixture:
             # G_k (x - a m_k) = U_k diag(a l_k) W_k^T (x - a m_k): the stacked rows scaled by a l_k
             mean_t = (a * self._evals).reshape(-1, 1) * stacked_t
             return _Form(kind, center, self.means, log_norm[:, None], stacked_t.contiguous(),
-                         -stacked_t.contiguous(), mean_t.contiguous(), mu_white=mu_white)
-        form = self._scalar_precision(kind, var, center, mu, log_norm, gain)
+                         -stacked_t.contiguous(), mean_t.contiguous(), mu_white=mu_white, reach=reach)
+        form = dataclasses.replace(self._scalar_precision(kind, var, center, mu, log_norm, gain), reach=reach)
         return _two_components(form) if self.K == 2 else form
 
     def _scalar_precision(self, kind: str, var: Tensor, center: Tensor, mu: Tensor, log_norm: Tensor,
@@ -435,9 +439,9 @@ class GaussianMixture:
         """
         kind = form.kind
         if kind == "full" and buffer is not None:
-            xt = _centred(torch.sub(x.T, form.center[:, None], out=buffer[:, : x.shape[0]]), x)
+            xt = _centred(torch.sub(x.T, form.center[:, None], out=buffer[:, : x.shape[0]]), x, form.reach, 0)
         else:
-            xc = _centred(x - form.center, x)
+            xc = _centred(x - form.center, x, form.reach, 1)
             xt = xc.T  # (d, n), a view: the products read it transposed
         if kind == "full":
             resid = torch.addmm(form.mu_white, form.precision, xt, beta=-1.0)  # W_k^T (x - a m_k), (K d, n)
@@ -483,7 +487,7 @@ class GaussianMixture:
         transposed once, each step runs along the ``n`` points instead (about 1.5-2x faster
         per call at d = 2). The formulas are those of :meth:`_precision_terms`.
         """
-        xc = _centred(torch.sub(x.T, form.center[:, None], out=buffer[:, : x.shape[0]]), x)  # (d, n)
+        xc = _centred(torch.sub(x.T, form.center[:, None], out=buffer[:, : x.shape[0]]), x, form.reach, 0)  # (d, n)
         kind = form.kind
         joint = torch.addmm(form.const, form.precision, xc)  # (K, n)
         if kind == "iso":
@@ -563,15 +567,47 @@ def _pair_terms(xc: Tensor, pair: _Pair) -> tuple:
     return log_r, score, mean
 
 
-def _centred(xc: Tensor, x: Tensor) -> Tensor:
-    """The centred points ``xc = x - c`` of the single-time forms, checked to be finite, which
-    they are exactly when ``x`` is (short of overflow in the subtraction itself). A NaN or inf
-    makes the sum non-finite; the sum, one vectorised pass over the chunk in cache, costs a
-    fraction of ``aminmax``'s (only an overflowing sum of finite values needs the exact check)."""
-    if not math.isfinite(xc.sum().item()) and not _all_finite(xc):
+def _centred(xc: Tensor, x: Tensor, reach: float, coords: int) -> Tensor:
+    """The centred points ``xc = x - c`` of the single-time forms, checked to be finite and
+    within ``reach`` of the centre (:func:`_reach`: farther out the quadratic forms overflow
+    and the score would be NaN). One norm of the chunk, a vectorised pass over it in cache,
+    checks both: it is finite and at most ``reach`` exactly when every point is (a NaN or inf
+    makes it non-finite; the norm of all points bounds each one's, and only when it exceeds
+    ``reach`` are the points' own norms, along the coordinate axis ``coords``, needed)."""
+    if torch.linalg.vector_norm(xc).item() <= reach:
+        return xc
+    if not _all_finite(xc):
         require_finite(x, "x")
         raise ValueError("x is out of range: x - E[x_t] overflows")
+    _within_reach(xc, reach, coords, "E[x_t], the mixture's mean at time t")
     return xc
+
+
+def _within_reach(diff: Tensor, reach: float, coords: int, what: str) -> None:
+    """Raise unless every point (its coordinates along axis ``coords`` of ``diff``) lies within
+    ``reach``; non-finite entries raise :func:`require_finite`'s error. One pass (the largest
+    entry) decides all but points within a factor ``sqrt(d)`` of the reach."""
+    if diff.numel() == 0:
+        return
+    low, high = torch.aminmax(diff)
+    m = max(-low.item(), high.item())
+    if not math.isfinite(m):
+        require_finite(diff, "x")
+    if m * math.sqrt(diff.shape[coords]) <= reach:
+        return
+    # the norm of diff / m overflows only where diff itself is beyond any reach
+    if m * torch.linalg.vector_norm(diff / m, dim=coords).max().item() > reach:
+        raise ValueError(f"x is out of range: the points must lie within {reach:.3g} of {what} (farther out "
+                         "the squared distances over the variances overflow and the result would be NaN)")
+
+
+def _reach(var: Tensor, mu: Tensor) -> float:
+    """How far from the centre points may lie: ``|x - c| <= reach`` keeps every quadratic form
+    ``(x - c - mu_k)^T C_k^{-1} (x - c - mu_k) <= (|x - c| + |mu_k|)^2 / min var`` below the
+    dtype's largest number by a margin of ``1e-8`` (sums over coordinates and components, and
+    the products with the precisions, stay finite)."""
+    big = torch.finfo(var.dtype).max * _SCALE_MARGIN
+    return math.sqrt(big * var.min().item()) - mu.norm(dim=-1).max().item()
 
 
 def _weights(weights: object, dtype: torch.dtype, device) -> Tensor:

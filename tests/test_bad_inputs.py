@@ -136,6 +136,12 @@ bad(GM, lambda: GM([0.5, 0.5], [NAN, 0.0]), ValueError, "means must be finite")
 bad(GM, lambda: GM([1.0], torch.zeros(1, 0)), ValueError, r"means must have shape \(K, d\).*d >= 1")
 bad(GM.score, lambda: M1.score(X2, 0.1), ValueError, "x must have d = 1 columns")
 bad(GM.score, lambda: M1.score(X1, -1.0), ValueError, "t must be >= 0")
+# finite but far: the squared distances over the variances would overflow to a NaN score
+FAR = torch.full((5, 1), 1e200, dtype=torch.float64)
+bad(GM.score, lambda: M1.score(FAR, 0.1), ValueError, "x is out of range")
+bad(GM.score, lambda: M1.score(FAR, torch.full((5,), 0.1)), ValueError, "x is out of range")
+bad(GM.posterior_mean, lambda: M2.posterior_mean(torch.tensor([[1e308, 0.0]], dtype=torch.float64), 0.5),
+    ValueError, "x is out of range")
 bad(GM.score, lambda: M1.score(X1, torch.ones(3)), ValueError, r"t must be a scalar or shape \(5,\)")
 bad(GM.log_prob, lambda: M1.log_prob("x"), TypeError, "x must be a tensor")
 bad(GM.log_prob, lambda: M1.log_prob(X1 * NAN), ValueError, "x must be finite")

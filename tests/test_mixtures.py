@@ -1,6 +1,7 @@
 """The mixture's exact scores against independent references."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -300,3 +301,27 @@ def test_remembered_time_constants_follow_the_parameters():
     with torch.enable_grad():
         (grad,) = torch.autograd.grad(tracked.score(x, 0.2).sum(), means)  # ... rebuilt with them
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("d", [1, 2, 6])
+def test_far_points_raise_instead_of_a_nan_score(d):
+    """Finite points whose squared distance over the variances overflows raise ValueError on
+    every path (one time, one time per row, two components, full covariances), and points just
+    inside the stated reach give finite values: nothing returns NaN silently."""
+    g = torch.Generator().manual_seed(3)
+    mixtures = [lib.GaussianMixture([0.3, 0.7], torch.randn(2, d, generator=g, dtype=torch.float64), 0.04),
+                lib.GaussianMixture([0.2, 0.3, 0.5], torch.randn(3, d, generator=g, dtype=torch.float64),
+                                    torch.stack([a @ a.T + 0.5 * torch.eye(d, dtype=torch.float64)
+                                                 for a in torch.randn(3, d, d, generator=g, dtype=torch.float64)]))]
+    for mix in mixtures:
+        for t in (0.0, 0.3, torch.full((4,), 0.3, dtype=torch.float64)):
+            far = torch.zeros(4, d, dtype=torch.float64)
+            far[1, 0] = 1e200
+            with pytest.raises(ValueError, match="x is out of range") as raised:
+                mix.score(far, t)
+            match = re.search(r"within ([0-9.e+]+)", str(raised.value))
+            inside = torch.zeros(4, d, dtype=torch.float64)
+            inside[1, 0] = 0.5 * float(match.group(1))
+            for values in (mix.score(inside, t), mix.posterior_mean(inside, t), mix.responsibilities(inside, t)):
+                assert torch.isfinite(values).all()
+
